@@ -1,0 +1,274 @@
+//! Messages ⇄ frames: a method with content is sent as a method frame, a content header frame
+//! and zero or more body frames (spec 4.2.6), each body frame at most `frame_max - 8` payload bytes.
+//!
+//! [`encode_message`] writes all of it into one buffer (one `write` for the socket);
+//! [`message_frames`] gives the frames with zero-copy body slices; [`MessageAssembler`] rebuilds a
+//! message from the frames of one channel, refusing frames out of order.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::{DecodeError, EncodeError};
+use crate::frame::{
+    encode_body, encode_with, Frame, FRAME_HEADER, FRAME_METHOD, FRAME_MIN_SIZE, FRAME_OVERHEAD,
+};
+use crate::method::Method;
+use crate::properties::{encode_header_payload, BasicProperties, ContentHeader, BASIC_CLASS_ID};
+
+/// A whole message: the method that carries it, its properties and its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// `basic.publish`, `basic.deliver`, `basic.return` or `basic.get-ok`.
+    pub method: Method,
+    /// The content header (properties, body size).
+    pub header: ContentHeader,
+    /// The body; zero-copy when it arrived in a single body frame.
+    pub body: Bytes,
+}
+
+/// Largest body payload per frame for a negotiated `frame_max` (0 = no limit).
+pub fn max_body_payload(frame_max: u32) -> Result<usize, EncodeError> {
+    if frame_max == 0 {
+        return Ok(u32::MAX as usize - FRAME_OVERHEAD);
+    }
+    if frame_max < FRAME_MIN_SIZE {
+        return Err(EncodeError::FrameMaxTooSmall { frame_max });
+    }
+    Ok(frame_max as usize - FRAME_OVERHEAD)
+}
+
+/// Append a whole message on `channel`: the method frame, the header frame, then the body in
+/// frames of at most `frame_max - 8` payload bytes. On error nothing is appended.
+pub fn encode_message(
+    dst: &mut BytesMut,
+    channel: u16,
+    method: &Method,
+    properties: &BasicProperties,
+    body: &[u8],
+    frame_max: u32,
+) -> Result<(), EncodeError> {
+    let chunk = max_body_payload(frame_max)?;
+    let start = dst.len();
+    let result = (|| {
+        dst.reserve(body.len() + 96 + FRAME_OVERHEAD * (body.len() / chunk));
+        encode_with(dst, FRAME_METHOD, channel, |b| method.encode_payload(b))?;
+        let after_method = dst.len();
+        check_size(after_method - start, frame_max)?;
+        encode_with(dst, FRAME_HEADER, channel, |b| {
+            encode_header_payload(b, BASIC_CLASS_ID, 0, body.len() as u64, properties)
+        })?;
+        check_size(dst.len() - after_method, frame_max)?;
+        for piece in body.chunks(chunk) {
+            encode_body(dst, channel, piece)?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        dst.truncate(start);
+    }
+    result
+}
+
+fn check_size(frame_size: usize, frame_max: u32) -> Result<(), EncodeError> {
+    if frame_max != 0 && frame_size > frame_max as usize {
+        return Err(EncodeError::FrameTooLarge {
+            frame_size,
+            frame_max,
+        });
+    }
+    Ok(())
+}
+
+/// The frames of a message, with the body split into zero-copy slices of `body`.
+pub fn message_frames(
+    channel: u16,
+    method: Method,
+    properties: BasicProperties,
+    body: Bytes,
+    frame_max: u32,
+) -> Result<Vec<Frame>, EncodeError> {
+    let chunk = max_body_payload(frame_max)?;
+    let mut frames = Vec::with_capacity(2 + body.len().div_ceil(chunk.max(1)));
+    frames.push(Frame::Method(channel, method));
+    frames.push(Frame::Header(
+        channel,
+        ContentHeader::new(body.len() as u64, properties),
+    ));
+    let mut at = 0;
+    while at < body.len() {
+        let end = (at + chunk).min(body.len());
+        frames.push(Frame::Body(channel, body.slice(at..end)));
+        at = end;
+    }
+    Ok(frames)
+}
+
+/// Rebuilds messages from the frames of one channel.
+///
+/// Feed it every method, header and body frame of the channel. Content methods start a message;
+/// the header and the body frames complete it. Anything out of order is a 505 UNEXPECTED_FRAME.
+#[derive(Debug, Default)]
+pub struct MessageAssembler {
+    channel: u16,
+    state: State,
+}
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Idle,
+    Header(Method),
+    Body {
+        method: Method,
+        header: ContentHeader,
+        first: Option<Bytes>,
+        rest: BytesMut,
+        received: u64,
+    },
+}
+
+/// Largest body buffer reserved up front: a header may declare any size, so memory follows the
+/// bytes actually received rather than the declaration.
+const MAX_RESERVE: u64 = 1 << 20;
+
+impl MessageAssembler {
+    /// An assembler for `channel` (used in error messages).
+    pub fn new(channel: u16) -> Self {
+        MessageAssembler {
+            channel,
+            state: State::Idle,
+        }
+    }
+
+    /// True when no message is in progress.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle)
+    }
+
+    fn unexpected(&self, found: &'static str) -> DecodeError {
+        let expected = match self.state {
+            State::Idle => "a method frame",
+            State::Header(_) => "a content header frame",
+            State::Body { .. } => "a content body frame",
+        };
+        DecodeError::UnexpectedFrame {
+            channel: self.channel,
+            expected,
+            found,
+        }
+    }
+
+    /// A method frame. Returns it back when it carries no content; a content method starts a
+    /// message and returns `None`.
+    pub fn method(&mut self, method: Method) -> Result<Option<Method>, DecodeError> {
+        if !self.is_idle() {
+            return Err(self.unexpected("method frame"));
+        }
+        if method.has_content() {
+            self.state = State::Header(method);
+            Ok(None)
+        } else {
+            Ok(Some(method))
+        }
+    }
+
+    /// A content header frame; completes an empty message.
+    pub fn header(&mut self, header: ContentHeader) -> Result<Option<Message>, DecodeError> {
+        let method = match std::mem::take(&mut self.state) {
+            State::Header(method) => method,
+            other => {
+                self.state = other;
+                return Err(self.unexpected("content header frame"));
+            }
+        };
+        if header.body_size == 0 {
+            return Ok(Some(Message {
+                method,
+                header,
+                body: Bytes::new(),
+            }));
+        }
+        self.state = State::Body {
+            method,
+            header,
+            first: None,
+            rest: BytesMut::new(),
+            received: 0,
+        };
+        Ok(None)
+    }
+
+    /// A content body frame; completes the message when the body size is reached.
+    pub fn body(&mut self, payload: Bytes) -> Result<Option<Message>, DecodeError> {
+        let channel = self.channel;
+        let State::Body {
+            header,
+            first,
+            rest,
+            received,
+            ..
+        } = &mut self.state
+        else {
+            return Err(self.unexpected("content body frame"));
+        };
+        let total = *received + payload.len() as u64;
+        if total > header.body_size {
+            return Err(DecodeError::UnexpectedFrame {
+                channel,
+                expected: "body frames adding up to the header's body size",
+                found: "more body bytes than the header declared",
+            });
+        }
+        *received = total;
+        if first.is_none() && rest.is_empty() {
+            *first = Some(payload);
+        } else {
+            if let Some(f) = first.take() {
+                rest.reserve(header.body_size.min(MAX_RESERVE) as usize);
+                rest.extend_from_slice(&f);
+            }
+            rest.extend_from_slice(&payload);
+        }
+        if total < header.body_size {
+            return Ok(None);
+        }
+        match std::mem::take(&mut self.state) {
+            State::Body {
+                method,
+                header,
+                first,
+                rest,
+                ..
+            } => Ok(Some(Message {
+                method,
+                header,
+                body: first.unwrap_or_else(|| rest.freeze()),
+            })),
+            other => {
+                self.state = other;
+                Err(self.unexpected("content body frame"))
+            }
+        }
+    }
+
+    /// Feed any frame of this channel: `Ok(Some(..))` when it completes a message (or is a method
+    /// without content, returned as a message-less [`Assembled::Method`]).
+    pub fn push(&mut self, frame: Frame) -> Result<Option<Assembled>, DecodeError> {
+        Ok(match frame {
+            Frame::Method(_, m) => self.method(m)?.map(Assembled::Method),
+            Frame::Header(_, h) => self.header(h)?.map(Assembled::Message),
+            Frame::Body(_, b) => self.body(b)?.map(Assembled::Message),
+            Frame::Heartbeat | Frame::ProtocolHeader(_) => {
+                return Err(self.unexpected("connection-level frame"))
+            }
+        })
+    }
+}
+
+/// What [`MessageAssembler::push`] completed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Assembled {
+    /// A method without content.
+    Method(Method),
+    /// A whole message.
+    Message(Message),
+}

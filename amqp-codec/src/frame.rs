@@ -1,0 +1,342 @@
+//! Frames: the protocol header, method, content header, content body and heartbeat frames, and
+//! streaming decode from a growing buffer.
+//!
+//! A frame is `type: octet, channel: short, size: long, payload: size octets, frame-end: 0xCE`
+//! (spec 4.2.3). [`check`] looks only at what is buffered and says whether a whole frame is there,
+//! or how many more bytes are needed: the declared size is checked against `frame_max` from the
+//! 7-byte header alone, so an oversize frame is refused before a byte of its payload is buffered.
+//! [`FrameDecoder`] then splits the frame off the buffer and parses it; body payloads and strings
+//! are zero-copy slices of the input.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::{DecodeError, EncodeError};
+use crate::method::Method;
+use crate::properties::ContentHeader;
+
+/// The protocol header a 0-9-1 client sends first: `AMQP`, 0, then version 0-9-1.
+pub const PROTOCOL_HEADER: [u8; 8] = *b"AMQP\x00\x00\x09\x01";
+/// Frame type of a method frame.
+pub const FRAME_METHOD: u8 = 1;
+/// Frame type of a content header frame.
+pub const FRAME_HEADER: u8 = 2;
+/// Frame type of a content body frame.
+pub const FRAME_BODY: u8 = 3;
+/// Frame type of a heartbeat frame (RabbitMQ and the 0-9-1 errata use 8, not the spec's 4).
+pub const FRAME_HEARTBEAT: u8 = 8;
+/// The octet that ends every frame.
+pub const FRAME_END: u8 = 0xCE;
+/// Bytes before the payload: type, channel, size.
+pub const FRAME_HEADER_SIZE: usize = 7;
+/// Bytes a frame adds around its payload: the 7-byte header and the frame-end octet.
+pub const FRAME_OVERHEAD: usize = FRAME_HEADER_SIZE + 1;
+/// The smallest `frame_max` a peer may negotiate (spec constant FRAME-MIN-SIZE).
+pub const FRAME_MIN_SIZE: u32 = 4096;
+/// RabbitMQ's default `frame_max` (128 KiB).
+pub const DEFAULT_FRAME_MAX: u32 = 131_072;
+
+/// The 8-byte protocol header that opens a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolHeader(pub [u8; 8]);
+
+impl ProtocolHeader {
+    /// The AMQP 0-9-1 header.
+    pub const AMQP_0_9_1: ProtocolHeader = ProtocolHeader(PROTOCOL_HEADER);
+
+    /// `Ok` for AMQP 0-9-1, otherwise a version-mismatch error naming what the peer sent.
+    pub fn check(&self) -> Result<(), DecodeError> {
+        if self.0 == PROTOCOL_HEADER {
+            Ok(())
+        } else {
+            Err(DecodeError::ProtocolMismatch { found: self.0 })
+        }
+    }
+}
+
+/// One unit of an AMQP byte stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// The protocol header (client → broker at the start, or a broker refusing the version).
+    ProtocolHeader(ProtocolHeader),
+    /// A method frame on a channel.
+    Method(u16, Method),
+    /// A content header frame on a channel.
+    Header(u16, ContentHeader),
+    /// A content body frame on a channel: a zero-copy slice of the input.
+    Body(u16, Bytes),
+    /// A heartbeat frame (always channel 0).
+    Heartbeat,
+}
+
+/// What [`check`] found in a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// A whole frame of this many bytes is at the front of the buffer.
+    Complete(usize),
+    /// At least this many more bytes are needed before a frame can be decoded.
+    Incomplete(usize),
+}
+
+/// Look at the front of `buf` without consuming it: a whole frame, "need N more bytes", or an
+/// error that the bytes can already prove (unknown frame type, oversize frame, bad protocol header).
+///
+/// `frame_max` bounds the whole frame (header + payload + frame-end), as negotiated in
+/// `connection.tune`; 0 means no limit other than the 32-bit size field.
+#[inline]
+pub fn check(buf: &[u8], frame_max: u32) -> Result<Status, DecodeError> {
+    let Some(&kind) = buf.first() else {
+        return Ok(Status::Incomplete(FRAME_HEADER_SIZE));
+    };
+    match kind {
+        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT => {}
+        b'A' => return check_protocol_header(buf),
+        found => return Err(DecodeError::UnknownFrameType { found }),
+    }
+    if buf.len() < FRAME_HEADER_SIZE {
+        return Ok(Status::Incomplete(FRAME_HEADER_SIZE - buf.len()));
+    }
+    let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]);
+    let frame_size = size as u64 + FRAME_OVERHEAD as u64;
+    if frame_max != 0 && frame_size > frame_max as u64 {
+        return Err(DecodeError::FrameTooLarge {
+            payload_size: size,
+            frame_size,
+            frame_max,
+        });
+    }
+    // On 32-bit targets a 4 GiB frame cannot be addressed: refuse it rather than wrap.
+    let total = usize::try_from(frame_size).map_err(|_| DecodeError::FrameTooLarge {
+        payload_size: size,
+        frame_size,
+        frame_max,
+    })?;
+    if buf.len() < total {
+        Ok(Status::Incomplete(total - buf.len()))
+    } else {
+        Ok(Status::Complete(total))
+    }
+}
+
+fn check_protocol_header(buf: &[u8]) -> Result<Status, DecodeError> {
+    let seen = buf.len().min(8);
+    if buf[..seen.min(4)] != b"AMQP"[..seen.min(4)] {
+        return Err(DecodeError::UnknownFrameType { found: b'A' });
+    }
+    if buf.len() < 8 {
+        Ok(Status::Incomplete(8 - buf.len()))
+    } else {
+        Ok(Status::Complete(8))
+    }
+}
+
+impl Frame {
+    /// The channel the frame is on (0 for the protocol header and heartbeats).
+    pub fn channel(&self) -> u16 {
+        match self {
+            Frame::Method(c, _) | Frame::Header(c, _) | Frame::Body(c, _) => *c,
+            Frame::ProtocolHeader(_) | Frame::Heartbeat => 0,
+        }
+    }
+
+    /// Parse one whole frame whose length [`check`] has established.
+    ///
+    /// `frame` must hold exactly one frame (or the 8-byte protocol header).
+    pub fn parse(frame: Bytes) -> Result<Frame, DecodeError> {
+        if frame.first() == Some(&b'A') {
+            let mut h = [0u8; 8];
+            if frame.len() != 8 {
+                return Err(DecodeError::UnknownFrameType { found: b'A' });
+            }
+            h.copy_from_slice(&frame);
+            return Ok(Frame::ProtocolHeader(ProtocolHeader(h)));
+        }
+        if frame.len() < FRAME_OVERHEAD {
+            return Err(DecodeError::Truncated {
+                offset: 0,
+                expected: "frame",
+                needed: FRAME_OVERHEAD,
+                available: frame.len(),
+            });
+        }
+        let kind = frame[0];
+        let channel = u16::from_be_bytes([frame[1], frame[2]]);
+        let size = u32::from_be_bytes([frame[3], frame[4], frame[5], frame[6]]);
+        let end_at = FRAME_HEADER_SIZE + size as usize;
+        if frame.len() != end_at + 1 {
+            return Err(DecodeError::Truncated {
+                offset: FRAME_HEADER_SIZE,
+                expected: "frame payload",
+                needed: size as usize + 1,
+                available: frame.len().saturating_sub(FRAME_HEADER_SIZE),
+            });
+        }
+        if frame[end_at] != FRAME_END {
+            return Err(DecodeError::BadFrameEnd {
+                offset: end_at,
+                found: frame[end_at],
+            });
+        }
+        let payload = frame.slice(FRAME_HEADER_SIZE..end_at);
+        match kind {
+            FRAME_METHOD => Ok(Frame::Method(channel, Method::decode(&payload)?)),
+            FRAME_HEADER => Ok(Frame::Header(channel, ContentHeader::decode(&payload)?)),
+            FRAME_BODY => Ok(Frame::Body(channel, payload)),
+            FRAME_HEARTBEAT => {
+                // Spec 4.2.7: "Heartbeat frames MUST have a channel number of zero"; RabbitMQ
+                // answers a non-empty one with a 501 frame error.
+                if channel != 0 || size != 0 {
+                    return Err(DecodeError::BadHeartbeat { channel, size });
+                }
+                Ok(Frame::Heartbeat)
+            }
+            found => Err(DecodeError::UnknownFrameType { found }),
+        }
+    }
+
+    /// Append the frame's bytes. On error nothing is appended.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        match self {
+            Frame::ProtocolHeader(h) => {
+                dst.put_slice(&h.0);
+                Ok(())
+            }
+            Frame::Method(channel, m) => {
+                encode_with(dst, FRAME_METHOD, *channel, |b| m.encode_payload(b))
+            }
+            Frame::Header(channel, h) => {
+                encode_with(dst, FRAME_HEADER, *channel, |b| h.encode_payload(b))
+            }
+            Frame::Body(channel, payload) => encode_body(dst, *channel, payload),
+            Frame::Heartbeat => {
+                dst.put_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
+                Ok(())
+            }
+        }
+    }
+
+    /// Append the frame's bytes, refusing a frame larger than `frame_max` (0 = no limit).
+    pub fn encode_checked(&self, dst: &mut BytesMut, frame_max: u32) -> Result<(), EncodeError> {
+        let start = dst.len();
+        self.encode(dst)?;
+        let frame_size = dst.len() - start;
+        if frame_max != 0 && frame_size > frame_max as usize {
+            dst.truncate(start);
+            return Err(EncodeError::FrameTooLarge {
+                frame_size,
+                frame_max,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Append a frame whose payload `write` produces, patching the size in afterwards.
+#[inline]
+pub(crate) fn encode_with(
+    dst: &mut BytesMut,
+    kind: u8,
+    channel: u16,
+    write: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    let start = dst.len();
+    dst.reserve(64);
+    dst.put_u8(kind);
+    dst.put_u16(channel);
+    dst.put_u32(0);
+    if let Err(e) = write(dst) {
+        dst.truncate(start);
+        return Err(e);
+    }
+    let size = dst.len() - start - FRAME_HEADER_SIZE;
+    let Ok(size32) = u32::try_from(size) else {
+        dst.truncate(start);
+        return Err(EncodeError::TooLong {
+            what: "frame payload",
+            len: size,
+        });
+    };
+    dst[start + 3..start + 7].copy_from_slice(&size32.to_be_bytes());
+    dst.put_u8(FRAME_END);
+    Ok(())
+}
+
+/// Append one body frame.
+#[inline]
+pub(crate) fn encode_body(
+    dst: &mut BytesMut,
+    channel: u16,
+    payload: &[u8],
+) -> Result<(), EncodeError> {
+    let size = u32::try_from(payload.len()).map_err(|_| EncodeError::TooLong {
+        what: "body frame payload",
+        len: payload.len(),
+    })?;
+    dst.reserve(payload.len() + FRAME_OVERHEAD);
+    dst.put_u8(FRAME_BODY);
+    dst.put_u16(channel);
+    dst.put_u32(size);
+    dst.put_slice(payload);
+    dst.put_u8(FRAME_END);
+    Ok(())
+}
+
+/// Streaming frame decoder: feed it a growing buffer, get whole frames out.
+///
+/// It has the shape of tokio-util's `Decoder` (`Ok(None)` = need more bytes, nothing consumed), so
+/// a driver can wrap it without this crate depending on tokio.
+#[derive(Debug, Clone)]
+pub struct FrameDecoder {
+    frame_max: u32,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        FrameDecoder::new(DEFAULT_FRAME_MAX)
+    }
+}
+
+impl FrameDecoder {
+    /// A decoder refusing frames larger than `frame_max` bytes (0 = only the 32-bit size bounds it).
+    pub fn new(frame_max: u32) -> Self {
+        FrameDecoder { frame_max }
+    }
+
+    /// The limit in force.
+    pub fn frame_max(&self) -> u32 {
+        self.frame_max
+    }
+
+    /// Change the limit (after `connection.tune`).
+    pub fn set_frame_max(&mut self, frame_max: u32) {
+        self.frame_max = frame_max;
+    }
+
+    /// Whether the front of `src` holds a whole frame, and if not how many more bytes are needed.
+    pub fn status(&self, src: &[u8]) -> Result<Status, DecodeError> {
+        check(src, self.frame_max)
+    }
+
+    /// Take one whole frame off the front of `src`, or return `Ok(None)` (consuming nothing) when
+    /// more bytes are needed. The frame's payloads share `src`'s memory.
+    ///
+    /// Errors found from the frame header (unknown type, oversize, bad protocol header) consume
+    /// nothing. A frame whose length was sound but whose content is malformed is consumed, so a
+    /// dissector can go on with the next one; a connection must instead close with
+    /// [`DecodeError::reply_code`].
+    #[inline]
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        match check(src, self.frame_max)? {
+            Status::Incomplete(_) => Ok(None),
+            Status::Complete(n) => Frame::parse(src.split_to(n).freeze()).map(Some),
+        }
+    }
+
+    /// As [`decode`](Self::decode), from an immutable buffer (a capture, a file): zero-copy.
+    #[inline]
+    pub fn decode_bytes(&mut self, src: &mut Bytes) -> Result<Option<Frame>, DecodeError> {
+        match check(src, self.frame_max)? {
+            Status::Incomplete(_) => Ok(None),
+            Status::Complete(n) => Frame::parse(src.split_to(n)).map(Some),
+        }
+    }
+}

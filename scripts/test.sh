@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The project's one test command: broker + pika, formatting, lints, then the workspace tests.
+# Extra arguments go to `cargo test`, e.g. `scripts/test.sh -p amqp-codec -- --nocapture`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+run() {
+    printf '\n==> %s\n' "$*" >&2
+    "$@"
+}
+
+run scripts/broker.sh
+run cargo fmt --all -- --check
+run cargo clippy --workspace --all-targets -- -D warnings
+run cargo test --workspace "$@"
