@@ -43,6 +43,7 @@ pub use frame::{
     FRAME_MIN_SIZE, PROTOCOL_HEADER,
 };
 pub use method::*;
+pub use method::ArgValue;
 pub use properties::{BasicProperties, ContentHeader};
 pub use table::{Decimal, FieldArray, FieldTable, FieldValue};
 pub use wire::{LongString, ShortString};

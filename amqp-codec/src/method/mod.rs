@@ -81,6 +81,43 @@ macro_rules! arg_type {
 }
 pub(crate) use arg_type;
 
+/// One argument's value, borrowed from a method: lets a dissector or a test walk any method's
+/// arguments by spec name without matching on 66 structs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ArgValue<'a> {
+    /// `bit`.
+    Bit(bool),
+    /// `octet`.
+    Octet(u8),
+    /// `short`.
+    Short(u16),
+    /// `long`.
+    Long(u32),
+    /// `longlong`.
+    LongLong(u64),
+    /// `timestamp`.
+    Timestamp(u64),
+    /// `shortstr`.
+    ShortStr(&'a crate::wire::ShortString),
+    /// `longstr`.
+    LongStr(&'a crate::wire::LongString),
+    /// `table`.
+    Table(&'a crate::table::FieldTable),
+}
+
+macro_rules! arg_value {
+    (bit, $v:expr) => { $crate::method::ArgValue::Bit($v) };
+    (octet, $v:expr) => { $crate::method::ArgValue::Octet($v) };
+    (short, $v:expr) => { $crate::method::ArgValue::Short($v) };
+    (long, $v:expr) => { $crate::method::ArgValue::Long($v) };
+    (longlong, $v:expr) => { $crate::method::ArgValue::LongLong($v) };
+    (timestamp, $v:expr) => { $crate::method::ArgValue::Timestamp($v) };
+    (shortstr, $v:expr) => { $crate::method::ArgValue::ShortStr(&$v) };
+    (longstr, $v:expr) => { $crate::method::ArgValue::LongStr(&$v) };
+    (table, $v:expr) => { $crate::method::ArgValue::Table(&$v) };
+}
+pub(crate) use arg_value;
+
 macro_rules! read_arg {
     ($r:ident, bit, $n:literal) => {
         $r.bit($n)?
@@ -226,6 +263,11 @@ macro_rules! method_class {
                     })
                 }
 
+                /// The arguments in wire order, by spec name.
+                pub fn arguments(&self) -> Vec<(&'static str, $crate::method::ArgValue<'_>)> {
+                    vec![$( ($arg, $crate::method::arg_value!($kind, self.$field)), )*]
+                }
+
                 #[allow(unused_variables)]
                 pub(crate) fn write(&self, w: &mut $crate::wire::Writer<'_>) -> Result<(), $crate::error::EncodeError> {
                     $( $crate::method::write_arg!(w, $kind, self.$field, $arg); )*
@@ -260,6 +302,13 @@ macro_rules! method_enum {
             pub fn info(&self) -> &'static MethodInfo {
                 match self {
                     $( Method::$variant(_) => &$variant::INFO, )*
+                }
+            }
+
+            /// The arguments in wire order, by spec name.
+            pub fn arguments(&self) -> Vec<(&'static str, ArgValue<'_>)> {
+                match self {
+                    $( Method::$variant(m) => m.arguments(), )*
                 }
             }
 
