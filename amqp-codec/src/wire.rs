@@ -234,15 +234,8 @@ impl<'a> Reader<'a> {
     /// A `shortstr`: one length octet, then that many bytes.
     #[inline]
     pub fn short_string(&mut self, what: &'static str) -> Result<ShortString, DecodeError> {
-        let start = self.pos;
         let len = self.u8(what)? as usize;
-        match self.take(len, what) {
-            Ok(b) => Ok(ShortString(b)),
-            Err(e) => {
-                self.pos = start;
-                Err(e)
-            }
-        }
+        Ok(ShortString(self.take(len, what)?))
     }
 
     /// A `longstr`: a four-octet length, then that many bytes.
