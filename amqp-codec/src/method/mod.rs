@@ -106,15 +106,33 @@ pub enum ArgValue<'a> {
 }
 
 macro_rules! arg_value {
-    (bit, $v:expr) => { $crate::method::ArgValue::Bit($v) };
-    (octet, $v:expr) => { $crate::method::ArgValue::Octet($v) };
-    (short, $v:expr) => { $crate::method::ArgValue::Short($v) };
-    (long, $v:expr) => { $crate::method::ArgValue::Long($v) };
-    (longlong, $v:expr) => { $crate::method::ArgValue::LongLong($v) };
-    (timestamp, $v:expr) => { $crate::method::ArgValue::Timestamp($v) };
-    (shortstr, $v:expr) => { $crate::method::ArgValue::ShortStr(&$v) };
-    (longstr, $v:expr) => { $crate::method::ArgValue::LongStr(&$v) };
-    (table, $v:expr) => { $crate::method::ArgValue::Table(&$v) };
+    (bit, $v:expr) => {
+        $crate::method::ArgValue::Bit($v)
+    };
+    (octet, $v:expr) => {
+        $crate::method::ArgValue::Octet($v)
+    };
+    (short, $v:expr) => {
+        $crate::method::ArgValue::Short($v)
+    };
+    (long, $v:expr) => {
+        $crate::method::ArgValue::Long($v)
+    };
+    (longlong, $v:expr) => {
+        $crate::method::ArgValue::LongLong($v)
+    };
+    (timestamp, $v:expr) => {
+        $crate::method::ArgValue::Timestamp($v)
+    };
+    (shortstr, $v:expr) => {
+        $crate::method::ArgValue::ShortStr(&$v)
+    };
+    (longstr, $v:expr) => {
+        $crate::method::ArgValue::LongStr(&$v)
+    };
+    (table, $v:expr) => {
+        $crate::method::ArgValue::Table(&$v)
+    };
 }
 pub(crate) use arg_value;
 
@@ -377,5 +395,46 @@ impl Method {
         buf.put_u16(info.class_id);
         buf.put_u16(info.method_id);
         self.write_arguments(&mut Writer::new(buf))
+    }
+}
+
+#[cfg(test)]
+mod arguments_tests {
+    use super::*;
+
+    #[test]
+    fn arguments_follow_the_spec_table_for_every_method() {
+        for info in ALL_METHODS {
+            let mut payload = BytesMut::new();
+            payload.put_u16(info.class_id);
+            payload.put_u16(info.method_id);
+            // Zeroes decode as any method's arguments: empty strings, empty tables, false bits.
+            payload.put_bytes(0, 64);
+            let payload = payload.freeze();
+            let mut r = Reader::new(&payload, 0);
+            r.u16("class id").unwrap();
+            r.u16("method id").unwrap();
+            let m = Method::read_arguments(info.class_id, info.method_id, &mut r).unwrap();
+            let names: Vec<_> = m.arguments().iter().map(|(n, _)| *n).collect();
+            let spec: Vec<_> = info.arguments.iter().map(|(n, _)| *n).collect();
+            assert_eq!(names, spec, "{}.{}", info.class_name, info.method_name);
+        }
+    }
+
+    #[test]
+    fn arguments_carry_the_values() {
+        let m: Method = BasicPublish {
+            routing_key: "rpc_queue".into(),
+            mandatory: true,
+            ..Default::default()
+        }
+        .into();
+        let args = m.arguments();
+        assert_eq!(args[0], ("ticket", ArgValue::Short(0)));
+        assert!(
+            matches!(args[2], ("routing-key", ArgValue::ShortStr(s)) if s.as_bytes() == b"rpc_queue")
+        );
+        assert_eq!(args[3], ("mandatory", ArgValue::Bit(true)));
+        assert_eq!(args[4], ("immediate", ArgValue::Bit(false)));
     }
 }
