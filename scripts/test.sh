@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's one test command: broker + pika, formatting, lints, then the workspace tests.
-# Extra arguments go to `cargo test`, e.g. `scripts/test.sh -p amqp-codec -- --nocapture`.
+# Extra arguments go to `cargo test --workspace`, e.g. `scripts/test.sh golden -- --nocapture`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -112,6 +112,8 @@ pub struct MessageAssembler {
     state: State,
 }
 
+// Large only while a message is in progress; one per channel, never moved on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Default)]
 enum State {
     #[default]
@@ -265,6 +267,8 @@ impl MessageAssembler {
 }
 
 /// What [`MessageAssembler::push`] completed.
+// Same trade as `Frame`: moved once to its consumer, an allocation per message would cost more.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Assembled {
     /// A method without content.

@@ -43,7 +43,6 @@ pub use frame::{
     FRAME_MIN_SIZE, PROTOCOL_HEADER,
 };
 pub use method::*;
-pub use method::ArgValue;
 pub use properties::{BasicProperties, ContentHeader};
 pub use table::{Decimal, FieldArray, FieldTable, FieldValue};
 pub use wire::{LongString, ShortString};
