@@ -100,6 +100,17 @@ pub struct Consumer {
     pub(crate) tag: String,
     pub(crate) rx: mpsc::UnboundedReceiver<ConsumerItem>,
     pub(crate) ended: Option<Error>,
+    pub(crate) cancel_on_drop: Option<crate::channel::CancelOnDrop>,
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if self.ended.is_none() {
+            if let Some(c) = &self.cancel_on_drop {
+                c.cancel(&self.tag, &mut self.rx);
+            }
+        }
+    }
 }
 
 impl Consumer {

@@ -638,3 +638,49 @@ async fn many_channels_in_parallel() {
     }
     conn.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn dropped_consumer_gives_its_messages_back() {
+    let conn = connect().await;
+    let ch = channel(&conn).await;
+    let q = unique("dropped-consumer");
+    ch.queue_declare(&q, QueueDeclareOptions::default())
+        .await
+        .unwrap();
+    let mut consumer = ch
+        .basic_consume(&q, BasicConsumeOptions::default())
+        .await
+        .unwrap();
+    for i in 0..5u8 {
+        ch.basic_publish("", &q, false, &BasicProperties::default(), &[i])
+            .unwrap();
+    }
+    let first = within("first delivery", consumer.recv()).await.unwrap();
+    ch.basic_ack(first.delivery_tag, false).unwrap();
+    // Let the other four reach the consumer's queue, unacknowledged, then drop it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(consumer);
+    within("requeue", async {
+        loop {
+            let ok = ch
+                .queue_declare(
+                    &q,
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            if ok.message_count == 4 && ok.consumer_count == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // The channel is healthy: no protocol error from deliveries after the cancel.
+    assert!(conn.error().is_none());
+    assert_eq!(ch.queue_delete(&q, false, false).await.unwrap(), 4);
+    conn.close().await.unwrap();
+}

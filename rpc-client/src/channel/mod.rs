@@ -23,7 +23,7 @@ use crate::connection::shared::{lock, ChannelEntry, Shared};
 use crate::connection::Handle;
 use crate::error::{Error, Result, REPLY_SUCCESS};
 use crate::message::{Confirmation, Consumer, GetMessage, Returns};
-use state::{ChannelState, Pending, Reply, Status};
+use state::{ChannelState, ConsumerSlot, Pending, Reply, Status};
 
 /// Options of `queue.declare`.
 #[derive(Debug, Clone, Default)]
@@ -109,6 +109,49 @@ impl Drop for ChannelInner {
     }
 }
 
+/// Cancels a dropped [`Consumer`] (`basic.cancel` with `nowait`) if its channel is still alive,
+/// and gives back the deliveries it had not taken.
+#[derive(Debug)]
+pub(crate) struct CancelOnDrop {
+    channel: std::sync::Weak<ChannelInner>,
+    no_ack: bool,
+}
+
+impl CancelOnDrop {
+    pub(crate) fn cancel(
+        &self,
+        consumer_tag: &str,
+        rx: &mut mpsc::UnboundedReceiver<crate::message::ConsumerItem>,
+    ) {
+        let Some(inner) = self.channel.upgrade() else {
+            return;
+        };
+        // Under the state lock the reader cannot deliver: close the queue (later deliveries
+        // fail to send and are rejected by the channel state), then requeue what it holds.
+        let st = lock(&inner.entry.state);
+        rx.close();
+        if st.check_open().is_err() || !st.has_consumer(consumer_tag) {
+            return;
+        }
+        let shared = &inner.handle.shared;
+        // nowait: no cancel-ok comes back, so no call waits for one.
+        let cancel = BasicCancel {
+            consumer_tag: consumer_tag.into(),
+            nowait: true,
+        };
+        let _ = shared.send_frame(&Frame::Method(inner.id, cancel.into()));
+        while let Ok(item) = rx.try_recv() {
+            if let (Ok(d), false) = (item, self.no_ack) {
+                let reject = BasicReject {
+                    delivery_tag: d.delivery_tag,
+                    requeue: true,
+                };
+                let _ = shared.send_frame(&Frame::Method(inner.id, reject.into()));
+            }
+        }
+    }
+}
+
 /// A channel: cheap to clone; closed (best effort) when the last clone is dropped.
 #[derive(Clone)]
 pub struct Channel {
@@ -175,7 +218,7 @@ impl Channel {
         &self,
         method: Method,
         expect: Expect,
-        consumer: Option<mpsc::UnboundedSender<crate::message::ConsumerItem>>,
+        consumer: Option<ConsumerSlot>,
         before_send: impl FnOnce(&mut ChannelState),
     ) -> Result<Reply> {
         let _one_at_a_time = self.inner.rpc.lock().await;
@@ -186,7 +229,7 @@ impl Channel {
             before_send(&mut st);
             self.shared()
                 .send_frame(&Frame::Method(self.inner.id, method))?;
-            st.pending = Some(Pending {
+            st.pending.push_back(Pending {
                 expect,
                 reply: tx,
                 consumer,
@@ -405,14 +448,23 @@ impl Channel {
             arguments: options.arguments,
             ..Default::default()
         };
+        let slot = ConsumerSlot {
+            tx,
+            no_ack: options.no_ack,
+        };
+        let no_ack = options.no_ack;
         match self
-            .call(m.into(), expect!(BasicConsumeOk), Some(tx), |_| {})
+            .call(m.into(), expect!(BasicConsumeOk), Some(slot), |_| {})
             .await?
         {
             Reply::Method(Method::BasicConsumeOk(ok)) => Ok(Consumer {
                 tag: ok.consumer_tag.to_string_lossy().into_owned(),
                 rx,
                 ended: None,
+                cancel_on_drop: Some(CancelOnDrop {
+                    channel: Arc::downgrade(&self.inner),
+                    no_ack,
+                }),
             }),
             other => Err(unexpected_reply(other)),
         }

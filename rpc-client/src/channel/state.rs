@@ -5,14 +5,14 @@
 //! synchronous replies to the one pending call, and says what to send back. It does no I/O and
 //! owns no task, so each rule is unit-tested without a socket.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use amqp_codec::{
-    Assembled, BasicProperties, ChannelCloseOk, ChannelFlowOk, Frame, Message, MessageAssembler,
-    Method,
+    Assembled, BasicProperties, BasicReject, ChannelCloseOk, ChannelFlowOk, Frame, Message,
+    MessageAssembler, Method,
 };
 
 use crate::error::{Error, Result, UNEXPECTED_FRAME};
@@ -49,7 +49,15 @@ pub(crate) struct Pending {
     pub reply: oneshot::Sender<Result<Reply>>,
     /// For `basic.consume`: where the consumer's deliveries go, installed when consume-ok names
     /// the tag and before any delivery for it can be read.
-    pub consumer: Option<mpsc::UnboundedSender<ConsumerItem>>,
+    pub consumer: Option<ConsumerSlot>,
+}
+
+/// Where one consumer's deliveries go.
+#[derive(Debug)]
+pub(crate) struct ConsumerSlot {
+    pub tx: mpsc::UnboundedSender<ConsumerItem>,
+    /// Deliveries need no ack: nothing to give back if the consumer is gone.
+    pub no_ack: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -136,8 +144,10 @@ pub(crate) struct ChannelState {
     pub id: u16,
     pub status: Status,
     assembler: MessageAssembler,
-    pub pending: Option<Pending>,
-    consumers: HashMap<Bytes, mpsc::UnboundedSender<ConsumerItem>>,
+    /// Calls waiting for their reply, oldest first: the broker answers a channel's synchronous
+    /// methods in order, so a call whose future was dropped still takes its own reply.
+    pub pending: VecDeque<Pending>,
+    consumers: HashMap<Bytes, ConsumerSlot>,
     pub returns: Option<mpsc::UnboundedSender<Returned>>,
     pub confirms: Option<Confirms>,
 }
@@ -152,7 +162,7 @@ impl ChannelState {
             id,
             status: Status::Opening,
             assembler: MessageAssembler::new(id),
-            pending: None,
+            pending: VecDeque::new(),
             consumers: HashMap::new(),
             returns: None,
             confirms: None,
@@ -182,11 +192,11 @@ impl ChannelState {
     /// Close the channel for good with `e`: the pending call, every consumer and every confirm
     /// waiter get it.
     pub(crate) fn fail(&mut self, e: Error) {
-        if let Some(p) = self.pending.take() {
+        for p in self.pending.drain(..) {
             let _ = p.reply.send(Err(e.clone()));
         }
         for (_, c) in self.consumers.drain() {
-            let _ = c.send(Err(e.clone()));
+            let _ = c.tx.send(Err(e.clone()));
         }
         if let Some(c) = &mut self.confirms {
             c.fail(&e);
@@ -239,7 +249,8 @@ impl ChannelState {
             class_id: 0,
             method_id: 0,
         };
-        if let Some(p) = self.pending.take() {
+        // The close call is the last in the queue; earlier ones never get their replies.
+        if let Some(p) = self.pending.pop_back() {
             let _ = p.reply.send(Ok(Reply::Method(ChannelCloseOk {}.into())));
         }
         self.fail(e);
@@ -293,7 +304,8 @@ impl ChannelState {
             Method::BasicCancel(cancel) => {
                 let tag = cancel.consumer_tag.clone().into_bytes();
                 if let Some(c) = self.consumers.remove(&tag) {
-                    let _ = c.send(Err(Error::ConsumerCancelled(text(&cancel.consumer_tag))));
+                    let _ =
+                        c.tx.send(Err(Error::ConsumerCancelled(text(&cancel.consumer_tag))));
                 }
                 Ok(Outcome::Nothing)
             }
@@ -306,7 +318,8 @@ impl ChannelState {
                     // End the consumer here: after cancel-ok no delivery for it can follow.
                     let tag = ok.consumer_tag.clone().into_bytes();
                     if let Some(c) = self.consumers.remove(&tag) {
-                        let _ = c.send(Err(Error::ConsumerCancelled(text(&ok.consumer_tag))));
+                        let _ =
+                            c.tx.send(Err(Error::ConsumerCancelled(text(&ok.consumer_tag))));
                     }
                 }
                 if let Method::ChannelOpenOk(_) = &other {
@@ -318,8 +331,8 @@ impl ChannelState {
                 };
                 let key = (other.class_id(), other.method_id());
                 let pending = self.take_pending(key, &other)?;
-                if let (Some(tag), Some(tx)) = (consume_tag, pending.consumer) {
-                    self.consumers.insert(tag, tx);
+                if let (Some(tag), Some(slot)) = (consume_tag, pending.consumer) {
+                    self.consumers.insert(tag, slot);
                 }
                 let _ = pending.reply.send(Ok(Reply::Method(other)));
                 Ok(Outcome::Nothing)
@@ -328,11 +341,12 @@ impl ChannelState {
     }
 
     fn take_pending(&mut self, key: (u16, u16), m: &Method) -> Result<Pending, Violation> {
-        match self.pending.take() {
-            Some(p) if p.expect.contains(&key) => Ok(p),
+        match self.pending.front() {
+            Some(p) if p.expect.contains(&key) => {
+                Ok(self.pending.pop_front().expect("front exists"))
+            }
             other => {
                 let waiting = other.is_some();
-                self.pending = other;
                 Err(Violation::unexpected(
                     self.id,
                     format!(
@@ -378,9 +392,18 @@ impl ChannelState {
                 };
                 match self.consumers.get(&key) {
                     Some(c) => {
-                        if c.send(Ok(delivery)).is_err() {
-                            // The Consumer was dropped; its cancel is on its way.
-                            tracing::debug!(channel = self.id, "delivery for a dropped consumer");
+                        let tag = delivery.delivery_tag;
+                        if c.tx.send(Ok(delivery)).is_err() && !c.no_ack {
+                            // The Consumer was dropped (its basic.cancel is on the way): give the
+                            // message back to the queue rather than leave it unacknowledged.
+                            return Ok(Outcome::Send(Frame::Method(
+                                self.id,
+                                BasicReject {
+                                    delivery_tag: tag,
+                                    requeue: true,
+                                }
+                                .into(),
+                            )));
                         }
                     }
                     None => {
@@ -449,6 +472,10 @@ impl ChannelState {
     pub(crate) fn forget_consumer(&mut self, tag: &str) {
         self.consumers.remove(tag.as_bytes());
     }
+
+    pub(crate) fn has_consumer(&self, tag: &str) -> bool {
+        self.consumers.contains_key(tag.as_bytes())
+    }
 }
 
 #[cfg(test)]
@@ -470,7 +497,7 @@ mod tests {
         expect: &'static [(u16, u16)],
     ) -> oneshot::Receiver<Result<Reply>> {
         let (tx, rx) = oneshot::channel();
-        s.pending = Some(Pending {
+        s.pending.push_back(Pending {
             expect,
             reply: tx,
             consumer: None,
@@ -491,6 +518,33 @@ mod tests {
             Ok(Ok(Reply::Method(Method::ChannelOpenOk(_))))
         ));
         assert!(matches!(s.status, Status::Open));
+    }
+
+    #[test]
+    fn an_abandoned_call_still_takes_its_own_reply() {
+        let mut s = open(1);
+        drop(pending(&mut s, &[(50, 11)]));
+        let mut second = pending(&mut s, &[(50, 11)]);
+        let ok = |n: &str| {
+            Frame::Method(
+                1,
+                QueueDeclareOk {
+                    queue: n.into(),
+                    ..Default::default()
+                }
+                .into(),
+            )
+        };
+        s.handle(ok("first")).unwrap();
+        assert!(
+            second.try_recv().is_err(),
+            "first reply must not reach the second call"
+        );
+        s.handle(ok("second")).unwrap();
+        let Ok(Ok(Reply::Method(Method::QueueDeclareOk(q)))) = second.try_recv() else {
+            panic!()
+        };
+        assert_eq!(q.queue.as_str(), Some("second"));
     }
 
     #[test]
@@ -542,10 +596,13 @@ mod tests {
         let mut s = open(1);
         let (tx, _rx) = oneshot::channel();
         let (ctx, mut crx) = mpsc::unbounded_channel();
-        s.pending = Some(Pending {
+        s.pending.push_back(Pending {
             expect: &[(60, 21)],
             reply: tx,
-            consumer: Some(ctx),
+            consumer: Some(ConsumerSlot {
+                tx: ctx,
+                no_ack: false,
+            }),
         });
         s.handle(Frame::Method(
             1,
