@@ -1,0 +1,429 @@
+//! What the input is (capture file, hex dump, raw AMQP bytes), and the loop that turns it into
+//! [`Event`]s: packets → TCP streams → frames, or bytes → one raw stream → frames.
+
+use std::io::{self, BufReader, Cursor, IsTerminal, Read};
+use std::rc::Rc;
+
+use amqp_codec::{check, Frame, Status};
+use indicatif::{ProgressBar, ProgressStyle};
+use pcap_parser::Linktype;
+
+use super::capture::{read_capture, Captured};
+use super::frames::{Found, FrameStream, Located};
+use super::hexdump::HexPackets;
+use super::packet::{guess_segment, tcp_segment};
+use super::tcp::{PacketMeta, Segment, Streams};
+use super::{DecodeArgs, Endpoints, Event, InputFormat, Outcome, Side, Unreadable, What};
+
+/// Files larger than this get a progress bar on a terminal.
+const PROGRESS_THRESHOLD: u64 = 4 * 1024 * 1024;
+/// Bytes looked at to tell the format.
+const SNIFF: usize = 64 * 1024;
+
+/// A progress bar over the bytes read, or nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Option<ProgressBar>);
+
+impl Progress {
+    /// No progress bar.
+    pub fn none() -> Self {
+        Progress(None)
+    }
+
+    /// A bar for a file of `len` bytes, when stderr is a terminal and the file is large.
+    pub fn for_file(len: u64) -> Self {
+        if len < PROGRESS_THRESHOLD || !io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = ProgressBar::new(len);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Progress(Some(bar))
+    }
+}
+
+struct Counting<R> {
+    inner: R,
+    bar: Option<ProgressBar>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(bar) = &self.bar {
+            bar.inc(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+/// Tell the format from the first bytes.
+pub fn sniff(prefix: &[u8]) -> Option<InputFormat> {
+    const MAGICS: [[u8; 4]; 5] = [
+        [0xd4, 0xc3, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0xc3, 0xd4],
+        [0x4d, 0x3c, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0x3c, 0x4d],
+        [0x0a, 0x0d, 0x0d, 0x0a],
+    ];
+    if prefix.len() >= 4 && MAGICS.iter().any(|m| prefix.starts_with(m)) {
+        return Some(InputFormat::Pcap);
+    }
+    if prefix.starts_with(b"AMQP") || looks_like_frame(prefix) {
+        return Some(InputFormat::Bin);
+    }
+    let text = match std::str::from_utf8(prefix) {
+        Ok(t) => t,
+        // The sniffed prefix may end inside a UTF-8 character.
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&prefix[..e.valid_up_to()]).ok()?
+        }
+        Err(_) => return None,
+    };
+    let text_like = text.chars().all(|c| !c.is_control() || c.is_whitespace());
+    (text_like && text.chars().any(|c| c.is_ascii_hexdigit())).then_some(InputFormat::Hex)
+}
+
+/// Bytes that start with an AMQP frame header whose frame-end is where its size says (or not yet
+/// buffered) — a raw AMQP stream rather than a packet.
+fn looks_like_frame(bytes: &[u8]) -> bool {
+    if !matches!(bytes.first(), Some(1 | 2 | 3 | 8)) || bytes.len() < 7 {
+        return false;
+    }
+    match check(bytes, super::DEFAULT_FRAME_LIMIT) {
+        Ok(Status::Complete(n)) => bytes.get(n - 1) == Some(&amqp_codec::FRAME_END),
+        Ok(Status::Incomplete(_)) => true,
+        Err(_) => false,
+    }
+}
+
+/// Decode `input` and hand each event to `sink` (which returns `false` to stop).
+pub fn for_each_event(
+    input: impl Read + Send,
+    args: &DecodeArgs,
+    progress: Progress,
+    outcome: &mut Outcome,
+    sink: &mut dyn FnMut(&Event) -> bool,
+) -> Result<(), Unreadable> {
+    let bar = progress.0.clone();
+    let mut input = Counting {
+        inner: input,
+        bar: progress.0,
+    };
+    let mut prefix = Vec::with_capacity(SNIFF);
+    (&mut input).take(SNIFF as u64).read_to_end(&mut prefix)?;
+    if prefix.is_empty() {
+        return Err(Unreadable::Format("empty input".into()));
+    }
+    let format = match args.format {
+        Some(f) => f,
+        None if args.raw => match sniff(&prefix) {
+            Some(InputFormat::Hex) => InputFormat::Hex,
+            _ => InputFormat::Bin,
+        },
+        None => sniff(&prefix).ok_or_else(|| {
+            Unreadable::Format(
+                "neither a capture file (pcap, pcapng), a hex dump, nor raw AMQP bytes".into(),
+            )
+        })?,
+    };
+    let input = Cursor::new(prefix).chain(input);
+    let mut counted = |e: &Event| {
+        match e.what {
+            What::Frame { .. } => outcome.frames += 1,
+            What::Error { .. } => outcome.errors += 1,
+        }
+        sink(e)
+    };
+    let result = match format {
+        InputFormat::Pcap => captures(input, args, &mut counted),
+        InputFormat::Hex => hex(input, args, &mut counted),
+        InputFormat::Bin => raw_bytes(input, args, &mut counted),
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let packets = result?;
+    outcome.packets = packets.packets;
+    if let Some(damage) = packets.damage {
+        eprintln!("amqp-rpc decode: {damage}");
+        outcome.errors += 1;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+struct Consumed {
+    packets: u64,
+    damage: Option<String>,
+}
+
+/// Hands events to the sink until it asks to stop.
+struct Emitter<'s> {
+    sink: &'s mut dyn FnMut(&Event) -> bool,
+    stopped: bool,
+}
+
+impl Emitter<'_> {
+    fn emit(&mut self, event: Event) {
+        if !self.stopped && !(self.sink)(&event) {
+            self.stopped = true;
+        }
+    }
+}
+
+fn captures(
+    input: impl Read + Send,
+    args: &DecodeArgs,
+    sink: &mut dyn FnMut(&Event) -> bool,
+) -> Result<Consumed, Unreadable> {
+    let mut streams = Streams::new(args.port, args.frame_max);
+    let mut em = Emitter {
+        sink,
+        stopped: false,
+    };
+    let mut tcp_packets = 0u64;
+    let mut number = 0u64;
+    let end = read_capture(input, &mut |p: Captured<'_>| {
+        number += 1;
+        let meta = PacketMeta {
+            number,
+            time: p.time,
+        };
+        if let Some(seg) = tcp_segment(p.data, p.link) {
+            tcp_packets += 1;
+            streams.segment(&seg, meta, &mut |e| em.emit(e));
+        }
+        !em.stopped
+    })?;
+    streams.finish(&mut |e| em.emit(e));
+    Ok(Consumed {
+        packets: number,
+        damage: end.damage,
+    })
+}
+
+fn hex(
+    input: impl Read,
+    args: &DecodeArgs,
+    sink: &mut dyn FnMut(&Event) -> bool,
+) -> Result<Consumed, Unreadable> {
+    let mut packets = HexPackets::new(BufReader::new(input)).peekable();
+    let raw = args.raw
+        || match packets.peek() {
+            Some(Ok(first)) => first.bytes.starts_with(b"AMQP") || looks_like_frame(&first.bytes),
+            Some(Err(e)) => return Err(Unreadable::Format(format!("not a hex dump: {e}"))),
+            None => return Err(Unreadable::Format("no hex bytes found".into())),
+        };
+    if raw {
+        let mut stream = RawStream::new(args.frame_max);
+        let mut number = 0;
+        for packet in packets {
+            let packet = packet.map_err(|e| Unreadable::Format(format!("hex dump: {e}")))?;
+            number += 1;
+            if !stream.push(&packet.bytes, number, sink) {
+                break;
+            }
+        }
+        stream.finish(sink);
+        return Ok(Consumed {
+            packets: number,
+            damage: None,
+        });
+    }
+    let mut streams = Streams::new(args.port, args.frame_max);
+    let mut em = Emitter {
+        sink,
+        stopped: false,
+    };
+    let mut tcp_packets = 0u64;
+    let mut number = 0u64;
+    let mut link: Option<Linktype> = None;
+    let mut damage = None;
+    for packet in packets {
+        let packet = match packet {
+            Ok(p) => p,
+            Err(e) => {
+                damage = Some(format!("hex dump: {e}"));
+                break;
+            }
+        };
+        number += 1;
+        let meta = PacketMeta { number, time: None };
+        // The link type of the first packet that parses is tried first for the rest.
+        let seg = link
+            .and_then(|l| tcp_segment(&packet.bytes, l))
+            .or_else(|| {
+                guess_segment(&packet.bytes).map(|(l, seg)| {
+                    link = Some(l);
+                    seg
+                })
+            });
+        if let Some(seg) = seg {
+            tcp_packets += 1;
+            // `tshark -x -Y amqp` leaves out the segments in the middle of a reassembled PDU but
+            // prints the PDU: it fills the hole those segments leave.
+            for (label, pdu) in &packet.sections {
+                if label.starts_with("Reassembled TCP") {
+                    if let Some(whole) = reassembled_segment(&seg, pdu) {
+                        streams.segment(&whole, meta, &mut |e| em.emit(e));
+                    }
+                }
+            }
+            streams.segment(&seg, meta, &mut |e| em.emit(e));
+        }
+        if em.stopped {
+            break;
+        }
+    }
+    streams.finish(&mut |e| em.emit(e));
+    if tcp_packets == 0 {
+        return Err(Unreadable::Format(format!(
+            "none of the {number} hex-dumped packet(s) is a TCP segment (Ethernet, SLL, SLL2, null or raw IP); use --raw for AMQP bytes"
+        )));
+    }
+    Ok(Consumed {
+        packets: number,
+        damage,
+    })
+}
+
+/// The segment that carried a reassembled PDU (one AMQP frame) ending in `seg`: where in `seg`'s
+/// payload the frame ends, found by the frame's tail matching the payload's head.
+fn reassembled_segment<'a>(seg: &Segment<'a>, pdu: &'a [u8]) -> Option<Segment<'a>> {
+    let payload = seg.payload;
+    let end = (1..=payload.len().min(pdu.len())).find(|&e| {
+        let boundary = matches!(payload.get(e), None | Some(1 | 2 | 3 | 8 | b'A'));
+        boundary && pdu.get(pdu.len() - e..) == payload.get(..e)
+    })?;
+    let start = seg
+        .seq
+        .wrapping_add(end as u32)
+        .wrapping_sub(pdu.len() as u32);
+    Some(Segment {
+        seq: start,
+        syn: false,
+        fin: false,
+        rst: false,
+        payload: pdu,
+        ..seg.clone()
+    })
+}
+
+fn raw_bytes(
+    mut input: impl Read,
+    args: &DecodeArgs,
+    sink: &mut dyn FnMut(&Event) -> bool,
+) -> Result<Consumed, Unreadable> {
+    let mut stream = RawStream::new(args.frame_max);
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match input.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if !stream.push(chunk.get(..n).unwrap_or_default(), 1, sink) {
+            break;
+        }
+    }
+    stream.finish(sink);
+    Ok(Consumed {
+        packets: 1,
+        damage: None,
+    })
+}
+
+/// A raw AMQP byte stream: one direction, stream 0.
+struct RawStream {
+    frames: FrameStream,
+    side: Option<Side>,
+    endpoints: Rc<Endpoints>,
+    stopped: bool,
+}
+
+impl RawStream {
+    fn new(limit: u32) -> Self {
+        RawStream {
+            frames: FrameStream::new(limit),
+            side: None,
+            endpoints: Rc::new(Endpoints {
+                client: "client".into(),
+                broker: "broker".into(),
+            }),
+            stopped: false,
+        }
+    }
+
+    fn push(&mut self, data: &[u8], packet: u64, sink: &mut dyn FnMut(&Event) -> bool) -> bool {
+        let mut out = Vec::new();
+        self.frames.push(data, packet, None, &mut |l| out.push(l));
+        self.deliver(out, sink)
+    }
+
+    fn finish(&mut self, sink: &mut dyn FnMut(&Event) -> bool) {
+        let mut out = Vec::new();
+        self.frames.finish(&mut |l| out.push(l));
+        self.deliver(out, sink);
+    }
+
+    fn deliver(&mut self, located: Vec<Located>, sink: &mut dyn FnMut(&Event) -> bool) -> bool {
+        for l in located {
+            if self.stopped {
+                break;
+            }
+            let side = *self.side.get_or_insert_with(|| match &l.found {
+                Found::Frame(frame, _) => sender_of(frame),
+                Found::Error { .. } => Side::Client,
+            });
+            let what = match l.found {
+                Found::Frame(frame, length) => What::Frame { frame, length },
+                Found::Error {
+                    channel,
+                    length,
+                    at,
+                    message,
+                } => What::Error {
+                    channel,
+                    length,
+                    at,
+                    message,
+                },
+            };
+            let event = Event {
+                packet: l.packet,
+                time: l.time,
+                stream: 0,
+                side,
+                offset: l.offset,
+                endpoints: self.endpoints.clone(),
+                what,
+            };
+            if !sink(&event) {
+                self.stopped = true;
+            }
+        }
+        !self.stopped
+    }
+}
+
+/// Who sends a frame like this one, for a raw stream with nothing else to go by: the protocol
+/// header and the client's halves of the handshake come from the client; `connection.start`,
+/// `-ok` replies and deliveries from the broker.
+pub fn sender_of(frame: &Frame) -> Side {
+    let Frame::Method(_, method) = frame else {
+        return Side::Client;
+    };
+    let info = method.info();
+    match (info.class_name, info.method_name) {
+        ("connection", "start" | "secure" | "tune" | "open-ok")
+        | ("basic", "deliver" | "return" | "get-ok" | "get-empty") => Side::Broker,
+        ("connection", _) => Side::Client,
+        (_, name) if name.ends_with("-ok") => Side::Broker,
+        _ => Side::Client,
+    }
+}

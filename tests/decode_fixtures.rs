@@ -1,0 +1,253 @@
+//! `amqp-rpc decode` against tshark: every AMQP frame of every fixture capture, compared frame by
+//! frame with tshark's dissection (`fixtures/captures/NAME.expect.jsonl`), from the pcapng file
+//! and from tshark's own `-x` hex dump of it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use amqp_rpc::decode::{decode_slice, DecodeArgs, Outcome};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn captures() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("fixtures/captures"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".expect.jsonl").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no fixtures");
+    names
+}
+
+/// Decode a file with `--json`; the objects and the outcome.
+pub fn decode_json(path: &Path) -> (Vec<Value>, Outcome) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut args = DecodeArgs::new(None);
+    args.json = true;
+    let (out, result) = decode_slice(&bytes, &args);
+    let outcome = result.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let objects = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    (objects, outcome)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Our `YYYY-MM-DD HH:MM:SS UTC` rendering of seconds, in tshark's `Nov 14, 2023 22:13:20.000000000 UTC`.
+fn tshark_time(seconds: u64) -> String {
+    let text = amqp_rpc::decode::print::utc(seconds);
+    let (date, time) = text.split_once(' ').unwrap();
+    let time = time.trim_end_matches(" UTC");
+    let mut parts = date.split('-');
+    let (y, m, d) = (
+        parts.next().unwrap(),
+        parts.next().unwrap().parse::<usize>().unwrap(),
+        parts.next().unwrap().parse::<u32>().unwrap(),
+    );
+    format!("{} {d:>2}, {y} {time}.000000000 UTC", MONTHS[m - 1])
+}
+
+/// Does our JSON value say what tshark's does? Strings tshark shows as hex match our text's
+/// bytes; decimals compare as numbers; timestamps through tshark's date format.
+fn same(ours: &Value, theirs: &Value, ty: Option<&str>) -> bool {
+    match (ours, theirs) {
+        (Value::String(a), Value::String(b)) if ty == Some("decimal") => {
+            a.parse::<f64>().ok() == b.parse::<f64>().ok()
+        }
+        (Value::Number(a), Value::String(b)) if ty == Some("timestamp") => {
+            a.as_u64().map(tshark_time).as_deref() == Some(b.as_str())
+        }
+        (Value::String(a), Value::String(b)) => a == b || hex(a.as_bytes()) == *b,
+        (Value::Object(a), Value::String(b)) if a.contains_key("hex") => a["hex"] == *b,
+        (Value::Object(a), Value::Object(b)) => {
+            // A typed table value {"type", "value"} or a table of them.
+            if let (Some(ta), Some(tb)) = (a.get("type"), b.get("type")) {
+                if b.len() == 2 && b.contains_key("value") {
+                    return ta == tb && same(&a["value"], &b["value"], tb.as_str());
+                }
+            }
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(k, v)| b.get(k).is_some_and(|w| same(v, w, None)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y, None))
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// Compare our frames with tshark's; returns the mismatches.
+///
+/// `from_pcap`: frames are matched by stream offset and packet number. From a `-Y amqp` hex dump,
+/// which leaves out the packet with the protocol header (and the SYN, so offsets count from the
+/// first byte shown), frames are matched by their order in each direction instead.
+pub fn compare(name: &str, ours: &[Value], expect_path: &Path, from_pcap: bool) -> Vec<String> {
+    let check_packets = from_pcap;
+    let text = std::fs::read_to_string(expect_path).unwrap();
+    let mut theirs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut ours: Vec<Value> = ours.to_vec();
+    if !from_pcap {
+        for (list, dir) in [(&mut theirs, "dir"), (&mut ours, "direction")] {
+            list.retain(|v| v["type"] != "protocol-header");
+            let mut seen: BTreeMap<(u64, String), u64> = BTreeMap::new();
+            for v in list.iter_mut() {
+                let n = seen
+                    .entry((v["stream"].as_u64().unwrap_or(0), v[dir].to_string()))
+                    .or_default();
+                v["offset"] = Value::from(*n);
+                *n += 1;
+            }
+        }
+    }
+    let key = |v: &Value, dir: &str| {
+        (
+            v["stream"].as_u64().unwrap_or(u64::MAX),
+            v[dir].as_str().unwrap_or("?").to_string(),
+            v["offset"].as_u64().unwrap_or(u64::MAX),
+        )
+    };
+    let ours_by: BTreeMap<_, &Value> = ours.iter().map(|v| (key(v, "direction"), v)).collect();
+    let mut bad = Vec::new();
+    for t in &theirs {
+        let k = key(t, "dir");
+        let Some(o) = ours_by.get(&k) else {
+            bad.push(format!("{name}: missing frame at {k:?}"));
+            continue;
+        };
+        let mut check = |what: &str, a: &Value, b: &Value, ty: Option<&str>| {
+            if !same(a, b, ty) {
+                bad.push(format!("{name} {k:?} {what}: ours {a} tshark {b}"));
+            }
+        };
+        let ty = match &t["type"] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => match n.as_u64() {
+                Some(1) => "method".into(),
+                Some(2) => "header".into(),
+                Some(3) => "body".into(),
+                Some(8) => "heartbeat".into(),
+                _ => "?".into(),
+            },
+            _ => "?".into(),
+        };
+        check("type", &o["type"], &Value::String(ty.clone()), None);
+        if check_packets {
+            check("packet", &o["packet"], &t["frame"], None);
+        }
+        if ty == "protocol-header" {
+            check("bytes", &o["protocol"], &t["bytes_hex"], None);
+            continue;
+        }
+        for field in ["channel", "length"] {
+            check(field, &o[field], &t[field], None);
+        }
+        match ty.as_str() {
+            "method" => {
+                for field in ["class_id", "method_id"] {
+                    check(field, &o[field], &t[field], None);
+                }
+                let (oa, ta) = (&o["arguments"], &t["args"]);
+                for (arg, tv) in ta.as_object().into_iter().flatten() {
+                    check(arg, oa.get(arg).unwrap_or(&Value::Null), tv, None);
+                }
+            }
+            "header" => {
+                for field in ["class_id", "weight", "body_size", "property_flags"] {
+                    check(field, &o[field], &t[field], None);
+                }
+                let (op, tp) = (&o["properties"], &t["properties"]);
+                check("property names", &keys(op), &keys(tp), None);
+                for (p, tv) in tp.as_object().into_iter().flatten() {
+                    let ty = (p == "timestamp").then_some("timestamp");
+                    check(p, &op[p], tv, ty);
+                }
+            }
+            "body" => {
+                check("payload_len", &o["payload_len"], &t["payload_len"], None);
+                // tshark_expect.py keeps the hex of payloads up to 64 bytes only.
+                if t.get("payload_hex").is_some() {
+                    check("payload_hex", &o["payload_hex"], &t["payload_hex"], None);
+                }
+            }
+            _ => {}
+        }
+    }
+    let frames = ours.iter().filter(|v| v["type"] != "error").count();
+    if frames != theirs.len() {
+        bad.push(format!("{name}: {frames} frames, tshark {}", theirs.len()));
+    }
+    bad
+}
+
+fn keys(v: &Value) -> Value {
+    let mut k: Vec<&String> = v
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    k.sort();
+    Value::from(k.into_iter().cloned().collect::<Vec<_>>())
+}
+
+#[test]
+fn every_capture_matches_tshark_frame_by_frame() {
+    let mut bad = Vec::new();
+    for name in captures() {
+        let dir = root().join("fixtures/captures");
+        let (ours, outcome) = decode_json(&dir.join(format!("{name}.pcapng")));
+        bad.extend(compare(
+            &name,
+            &ours,
+            &dir.join(format!("{name}.expect.jsonl")),
+            true,
+        ));
+        assert_eq!(outcome.errors, 0, "{name}: {ours:?}");
+    }
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn every_tshark_hex_dump_matches_tshark() {
+    // tshark -x -Y amqp shows only the packets carrying AMQP, so packet numbers differ; frames,
+    // streams and offsets do not (the dump starts at the protocol header of each stream).
+    let mut bad = Vec::new();
+    for name in captures() {
+        let dir = root().join("fixtures/captures");
+        let (ours, outcome) = decode_json(&dir.join(format!("{name}.x.txt")));
+        bad.extend(compare(
+            &name,
+            &ours,
+            &dir.join(format!("{name}.expect.jsonl")),
+            false,
+        ));
+        assert_eq!(outcome.errors, 0, "{name}");
+    }
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
