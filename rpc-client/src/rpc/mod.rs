@@ -1,0 +1,61 @@
+//! RPC over AMQP, as RabbitMQ's tutorial six does it — a caller that many requests can share.
+//!
+//! The caller ([`RpcClient`]) publishes each request to the default exchange with routing key =
+//! the server's queue (`rpc_queue`), `mandatory`, with `reply_to` = its callback queue (one
+//! exclusive, server-named queue per client, consumed with auto-ack; or RabbitMQ's direct
+//! reply-to) and a fresh uuid v4 `correlation_id`. Replies are matched to calls by correlation id;
+//! any number of calls may be in flight at once. [`FibonacciRpcClient`] is the tutorial's client
+//! on top of it, async, and [`blocking::FibonacciRpcClient`] its blocking twin.
+//!
+//! The four questions tutorial six leaves open, answered:
+//!
+//! * *How should the client react if there are no servers running?* A request to a queue that
+//!   does not exist comes back from the broker (`mandatory`): [`RpcError::NoRoute`], at once. A
+//!   queue nobody consumes: [`RpcError::Timeout`], which says how many consumers the queue has.
+//! * *Should a client have some kind of timeout for the RPC?* Yes: every call has one
+//!   ([`RpcClientBuilder::timeout`], [`CallOptions::timeout`]); a reply after it is dropped like an
+//!   unknown one ([`RpcClient::dropped_replies`]).
+//! * *If the server malfunctions and raises an exception, should it be forwarded to the client?*
+//!   Yes: as an error reply ([`protocol`]), which the client returns as [`RpcError::Server`] with
+//!   the server's code and message.
+//! * *Protecting against invalid incoming messages before processing?* That is the server's side
+//!   (`rpc-server`): bounded, validated input, an error reply and an ack for anything invalid.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rpc_client::rpc::RpcError> {
+//! use rpc_client::rpc::RpcClient;
+//! let client = RpcClient::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await?;
+//! // Any queue, any body.
+//! let answer = client.call_raw("rpc_queue", "30").await?;
+//! assert_eq!(answer, "832040");
+//! # Ok(()) }
+//! ```
+
+pub mod blocking;
+mod client;
+mod error;
+mod fibonacci;
+mod pending;
+pub mod protocol;
+
+use bytes::Bytes;
+
+use amqp_codec::BasicProperties;
+
+pub use client::{
+    CallOptions, ReplyMode, RpcClient, RpcClientBuilder, DEFAULT_TIMEOUT, DEFAULT_URI,
+};
+pub use error::RpcError;
+pub use fibonacci::{FibAnswer, FibonacciRpcClient};
+pub use protocol::{
+    error_code, error_reply_properties, ErrorCode, DIRECT_REPLY_TO, ERROR_HEADER, RPC_QUEUE,
+};
+
+/// A reply as it arrived: body and properties.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The reply body.
+    pub body: Bytes,
+    /// The reply's properties (`correlation_id`, headers, …).
+    pub properties: BasicProperties,
+}

@@ -1,0 +1,89 @@
+//! Tutorial six's service on the generic server: parse `n` (bounded), answer `str(fib(n))`.
+
+use bytes::Bytes;
+
+use crate::fib::fib_decimal;
+use crate::handler::{Handler, HandlerFuture, Request};
+use crate::request::{parse_n, DEFAULT_MAX_N};
+use crate::ReplyError;
+
+/// Above this `n` the computation moves to tokio's blocking pool, so a large request does not
+/// hold up the runtime's worker threads (fib(20_000) with its decimal conversion takes ~0.3 ms,
+/// fib(100_000) ~5 ms).
+const BLOCKING_THRESHOLD: u64 = 20_000;
+
+/// The Fibonacci handler: the body is `str(n)`, the answer `str(fib(n))`, exact for every
+/// `0 <= n <= max_n`; anything else gets a `bad-request`/`too-large` error reply.
+#[derive(Debug, Clone)]
+pub struct FibService {
+    max_n: u64,
+    print_requests: bool,
+}
+
+impl Default for FibService {
+    fn default() -> Self {
+        FibService {
+            max_n: DEFAULT_MAX_N,
+            print_requests: false,
+        }
+    }
+}
+
+impl FibService {
+    /// A service with the default bound ([`DEFAULT_MAX_N`]) that prints nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Accept `n` up to `max_n`.
+    pub fn max_n(mut self, max_n: u64) -> Self {
+        self.max_n = max_n;
+        self
+    }
+
+    /// Print the tutorial's ` [.] fib(n)` line on stdout for each valid request.
+    pub fn print_requests(mut self, print: bool) -> Self {
+        self.print_requests = print;
+        self
+    }
+
+    /// Answers one request body (the handler without the transport).
+    pub async fn answer(&self, body: &[u8]) -> Result<Bytes, ReplyError> {
+        let n = parse_n(body, self.max_n)?;
+        if self.print_requests {
+            println!(" [.] fib({n})");
+        }
+        let digits = if n > BLOCKING_THRESHOLD {
+            tokio::task::spawn_blocking(move || fib_decimal(n))
+                .await
+                .map_err(|e| ReplyError::new(rpc_client::rpc::ErrorCode::Internal, e.to_string()))?
+        } else {
+            fib_decimal(n)
+        };
+        Ok(Bytes::from(digits))
+    }
+}
+
+impl Handler for FibService {
+    fn call(&self, request: Request) -> HandlerFuture {
+        let service = self.clone();
+        Box::pin(async move { service.answer(&request.body).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rpc_client::rpc::ErrorCode;
+
+    #[tokio::test]
+    async fn answers_and_refuses() {
+        let s = FibService::new().max_n(50_000);
+        assert_eq!(s.answer(b"30").await.unwrap(), "832040");
+        assert_eq!(s.answer(b"40000").await.unwrap().len(), 8360);
+        let e = s.answer(b"50001").await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::TooLarge);
+        let e = s.answer(b"").await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+}

@@ -1,0 +1,153 @@
+//! What a server does with a request: the [`Handler`] any async function can be, the [`Request`]
+//! it gets and the [`ReplyError`] it may answer with.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use amqp_codec::BasicProperties;
+use rpc_client::rpc::ErrorCode;
+
+use crate::request::FibRequestError;
+
+/// One RPC request as the worker received it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The request body (for tutorial six: `str(n)`).
+    pub body: Bytes,
+    /// The request's properties: `reply_to`, `correlation_id`, headers, ….
+    pub properties: BasicProperties,
+    /// True when the broker delivered this request before (a server died holding it); the
+    /// handler should be idempotent, as tutorial six asks.
+    pub redelivered: bool,
+}
+
+impl Request {
+    /// The request's `correlation_id`, when present and UTF-8.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.properties.correlation_id.as_ref()?.as_str()
+    }
+
+    /// The request's `reply_to`, when present and UTF-8.
+    pub fn reply_to(&self) -> Option<&str> {
+        self.properties.reply_to.as_ref()?.as_str()
+    }
+}
+
+/// An error reply: a code for the `x-error` header and a message for the body (see
+/// [`rpc_client::rpc::protocol`]).
+///
+/// Any `std::error::Error` converts into one with the code `handler-error` (so `?` works in a
+/// handler), except [`FibRequestError`], which keeps its own code (`bad-request`/`too-large`). Use
+/// [`ReplyError::new`] for another code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyError {
+    /// The code.
+    pub code: ErrorCode,
+    /// The readable message.
+    pub message: Cow<'static, str>,
+}
+
+impl ReplyError {
+    /// An error reply with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        ReplyError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A `handler-error` reply with `message`.
+    pub fn handler(message: impl fmt::Display) -> Self {
+        ReplyError::new(ErrorCode::HandlerError, message.to_string())
+    }
+}
+
+impl fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+// `ReplyError` does not implement `std::error::Error`, so this blanket conversion does not
+// overlap with `From<T> for T` (the pattern anyhow uses).
+impl<E: std::error::Error + 'static> From<E> for ReplyError {
+    fn from(e: E) -> Self {
+        if let Some(fib) = (&e as &dyn std::error::Error).downcast_ref::<FibRequestError>() {
+            return ReplyError::new(fib.code(), fib.to_string());
+        }
+        let mut message = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        ReplyError::new(ErrorCode::HandlerError, message)
+    }
+}
+
+/// The future a [`Handler`] returns, boxed.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, ReplyError>> + Send>>;
+
+/// Anything that answers requests: implemented for every `Fn(Request) -> impl Future<Output =
+/// Result<B, E>>` where `B` converts into [`Bytes`] and `E` into [`ReplyError`].
+///
+/// ```
+/// use rpc_server::{Handler, Request, ReplyError};
+/// fn assert_handler(_: impl Handler) {}
+/// // An echo server.
+/// assert_handler(|req: Request| async move { Ok::<_, ReplyError>(req.body) });
+/// // Any std error type works with `?`.
+/// assert_handler(|req: Request| async move {
+///     let text = std::str::from_utf8(&req.body)?;
+///     Ok::<_, ReplyError>(text.to_uppercase())
+/// });
+/// ```
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request.
+    fn call(&self, request: Request) -> HandlerFuture;
+}
+
+impl<F, Fut, B, E> Handler for F
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<B, E>> + Send + 'static,
+    B: Into<Bytes>,
+    E: Into<ReplyError>,
+{
+    fn call(&self, request: Request) -> HandlerFuture {
+        let fut = self(request);
+        Box::pin(async move { fut.await.map(Into::into).map_err(Into::into) })
+    }
+}
+
+pub(crate) type SharedHandler = Arc<dyn Handler>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn errors_convert_with_their_codes() {
+        let e: ReplyError = FibRequestError::Empty.into();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let e: ReplyError = FibRequestError::OverBound {
+            n: "7".into(),
+            max: 5,
+        }
+        .into();
+        assert_eq!(e.code, ErrorCode::TooLarge);
+        let e: ReplyError = Outer(std::io::Error::other("disk on fire")).into();
+        assert_eq!(e.code, ErrorCode::HandlerError);
+        assert_eq!(e.message, "outer: disk on fire");
+    }
+}

@@ -1,0 +1,408 @@
+//! The worker loop: declare, qos, consume; for each request run the handler, publish the reply to
+//! `reply_to` with the request's `correlation_id`, then ack; on shutdown stop consuming, finish
+//! what is in flight and close cleanly.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use amqp_codec::BasicProperties;
+use rpc_client::rpc::{error_reply_properties, ErrorCode, RPC_QUEUE};
+use rpc_client::{Channel, Connection, Delivery};
+
+use crate::handler::{Handler, ReplyError, Request, SharedHandler};
+
+/// Default `basic.qos` prefetch: 1, as in the tutorial (fair dispatch between servers).
+pub const DEFAULT_PREFETCH: u16 = 1;
+
+/// Default largest request body handed to the handler; larger ones get a `too-large` reply.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+
+/// Default time in-flight requests get to finish after a shutdown signal.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// Errors of the server itself (not of a request: those become error replies).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Connecting, declaring, consuming or replying failed at the connection level.
+    #[error(transparent)]
+    Connection(#[from] rpc_client::Error),
+    /// The consumer ended without a shutdown (the broker cancelled it or the connection died).
+    #[error("stopped consuming {queue:?}: {source}")]
+    ConsumerEnded {
+        /// The queue.
+        queue: String,
+        /// Why.
+        source: rpc_client::Error,
+    },
+}
+
+/// Configures and starts an RPC server.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), rpc_server::ServerError> {
+/// use rpc_server::{FibService, RpcServer};
+/// let server = RpcServer::builder()
+///     .uri("amqp://guest:guest@127.0.0.1:5672/%2f")
+///     .prefetch(1)
+///     .start(FibService::new())
+///     .await?;
+/// println!(" [x] Awaiting RPC requests");
+/// server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RpcServerBuilder {
+    uri: String,
+    queue: String,
+    prefetch: u16,
+    confirms: bool,
+    max_body: usize,
+    grace: Duration,
+}
+
+impl Default for RpcServerBuilder {
+    fn default() -> Self {
+        RpcServerBuilder {
+            uri: rpc_client::rpc::DEFAULT_URI.to_owned(),
+            queue: RPC_QUEUE.to_owned(),
+            prefetch: DEFAULT_PREFETCH,
+            confirms: false,
+            max_body: DEFAULT_MAX_BODY,
+            grace: DEFAULT_GRACE,
+        }
+    }
+}
+
+impl RpcServerBuilder {
+    /// The broker's AMQP URI (default `amqp://guest:guest@127.0.0.1:5672/%2f`).
+    pub fn uri(mut self, uri: impl Into<String>) -> Self {
+        self.uri = uri.into();
+        self
+    }
+
+    /// The request queue (default `rpc_queue`).
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// `basic.qos` prefetch count: how many requests this server holds unacked, and so computes
+    /// concurrently (default 1). 0 is taken as 1: an unbounded prefetch would let one server
+    /// hoard the queue.
+    pub fn prefetch(mut self, prefetch: u16) -> Self {
+        self.prefetch = prefetch.max(1);
+        self
+    }
+
+    /// Put the reply channel in confirm mode and ack a request only after the broker confirmed
+    /// its reply (default off: a reply to a client's exclusive queue is not persisted anyway).
+    pub fn publisher_confirms(mut self, on: bool) -> Self {
+        self.confirms = on;
+        self
+    }
+
+    /// Largest request body passed to the handler (default 1 MiB).
+    pub fn max_body(mut self, max: usize) -> Self {
+        self.max_body = max;
+        self
+    }
+
+    /// How long in-flight requests may take to finish after shutdown is asked (default 30 s).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Connects, declares the queue as the tutorial does (non-durable, non-exclusive, not
+    /// auto-delete, no arguments: the same declaration as pika's `queue_declare('rpc_queue')`, so
+    /// both servers can share it), sets the prefetch and starts consuming with manual acks.
+    pub async fn start(self, handler: impl Handler) -> Result<RpcServer, ServerError> {
+        let connection = Connection::connect(&self.uri).await?;
+        let channel = connection.open_channel().await?;
+        channel
+            .queue_declare(&self.queue, Default::default())
+            .await?;
+        channel.basic_qos(self.prefetch, false).await?;
+        if self.confirms {
+            channel.confirm_select().await?;
+        }
+        let consumer = channel
+            .basic_consume(&self.queue, Default::default())
+            .await?;
+        tracing::info!(queue = %self.queue, prefetch = self.prefetch, "consuming");
+        Ok(RpcServer {
+            config: self,
+            connection,
+            channel,
+            consumer,
+            handler: Arc::new(handler),
+            stats: Arc::new(Stats::default()),
+            shutdown: CancellationToken::new(),
+        })
+    }
+}
+
+/// Counters of a running server.
+#[derive(Debug, Default)]
+pub struct Stats {
+    answered: AtomicU64,
+    errors: AtomicU64,
+    unanswerable: AtomicU64,
+}
+
+impl Stats {
+    /// Requests answered with a result.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
+    }
+    /// Requests answered with an error reply.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+    /// Requests acked without a reply (no `reply_to`).
+    pub fn unanswerable(&self) -> u64 {
+        self.unanswerable.load(Ordering::Relaxed)
+    }
+}
+
+/// A server that is consuming; [`RpcServer::run_until`] serves until a shutdown signal.
+pub struct RpcServer {
+    config: RpcServerBuilder,
+    connection: Connection,
+    channel: Channel,
+    consumer: rpc_client::Consumer,
+    handler: SharedHandler,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for RpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcServer")
+            .field("config", &self.config)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcServer {
+    /// A builder with the tutorial's defaults.
+    pub fn builder() -> RpcServerBuilder {
+        RpcServerBuilder::default()
+    }
+
+    /// The queue being consumed.
+    pub fn queue(&self) -> &str {
+        &self.config.queue
+    }
+
+    /// The server's counters (shared; they keep counting while it runs).
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// A token that stops the server when cancelled (like the future given to `run_until`).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until `signal` completes (or [`Self::shutdown_token`] is cancelled), then shuts
+    /// down gracefully: cancels the consumer so no new request arrives, returns requests that
+    /// were delivered but not started to the queue (`basic.reject` with requeue), lets in-flight
+    /// requests finish (up to the grace period), and closes the channel and the connection.
+    ///
+    /// Requests still unacked when the connection closes go back to the queue for another
+    /// server: nothing in flight is lost.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        let mut in_flight: JoinSet<()> = JoinSet::new();
+        let shutdown = self.shutdown.clone();
+        tokio::pin!(signal);
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                _ = &mut signal => break Ok(()),
+                _ = shutdown.cancelled() => break Ok(()),
+                Some(_) = in_flight.join_next() => {}
+                delivery = self.consumer.recv() => match delivery {
+                    Ok(delivery) => {
+                        in_flight.spawn(serve_one(
+                            self.channel.clone(),
+                            Arc::clone(&self.handler),
+                            Arc::clone(&self.stats),
+                            self.config.confirms,
+                            self.config.max_body,
+                            delivery,
+                        ));
+                    }
+                    Err(source) => break Err(ServerError::ConsumerEnded {
+                        queue: self.config.queue.clone(),
+                        source,
+                    }),
+                },
+            }
+        };
+        if outcome.is_ok() {
+            tracing::info!(
+                in_flight = in_flight.len(),
+                "shutting down: cancelling the consumer"
+            );
+            if let Err(e) = self.channel.basic_cancel(self.consumer.tag()).await {
+                tracing::warn!(error = %e, "basic.cancel failed");
+            }
+            // Deliveries that raced the cancel: give them back at once rather than holding them
+            // until the channel closes.
+            while let Some(Ok(d)) = self.consumer.try_recv() {
+                if let Err(e) = self.channel.basic_reject(d.delivery_tag, true) {
+                    tracing::warn!(error = %e, "basic.reject failed");
+                }
+            }
+        }
+        let drain = async { while in_flight.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.config.grace, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace = ?self.config.grace,
+                "in-flight requests did not finish in time; they return to the queue"
+            );
+        }
+        let _ = self.channel.close().await;
+        if let Err(e) = self.connection.close().await {
+            tracing::debug!(error = %e, "connection close");
+        }
+        outcome
+    }
+}
+
+/// Handles one delivery: validate, run the handler, reply, ack. Never fails: every problem is a
+/// log line, an error reply where a reply is possible, and an ack (never a requeue, which would
+/// loop the same bad request forever).
+async fn serve_one(
+    channel: Channel,
+    handler: SharedHandler,
+    stats: Arc<Stats>,
+    confirms: bool,
+    max_body: usize,
+    delivery: Delivery,
+) {
+    let tag = delivery.delivery_tag;
+    let request = Request {
+        body: delivery.body,
+        properties: delivery.properties,
+        redelivered: delivery.redelivered,
+    };
+    let correlation_id = request.correlation_id().map(str::to_owned);
+    let Some(reply_to) = request
+        .reply_to()
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+    else {
+        tracing::warn!(
+            correlation_id = correlation_id.as_deref().unwrap_or("-"),
+            "request without reply_to: nowhere to answer; acked and dropped"
+        );
+        stats.unanswerable.fetch_add(1, Ordering::Relaxed);
+        ack(&channel, tag);
+        return;
+    };
+    let outcome = if correlation_id.is_none() {
+        Err(ReplyError::new(
+            ErrorCode::BadRequest,
+            "request has no correlation_id: the reply could not be matched to it",
+        ))
+    } else if request.body.len() > max_body {
+        Err(ReplyError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "request body of {} bytes is over this server's limit of {max_body} bytes",
+                request.body.len()
+            ),
+        ))
+    } else {
+        // The handler runs in its own task so that a panic in it becomes an error reply
+        // instead of taking the worker down.
+        let fut = handler.call(request);
+        match tokio::spawn(fut).await {
+            Ok(result) => result,
+            Err(e) => Err(ReplyError::new(
+                ErrorCode::Internal,
+                if e.is_panic() {
+                    "the handler panicked".to_owned()
+                } else {
+                    format!("the handler was cancelled: {e}")
+                },
+            )),
+        }
+    };
+    let (properties, body) = match outcome {
+        Ok(body) => {
+            stats.answered.fetch_add(1, Ordering::Relaxed);
+            let mut props = BasicProperties::default();
+            if let Some(id) = &correlation_id {
+                props = props.with_correlation_id(id.as_str());
+            }
+            (props, body)
+        }
+        Err(e) => {
+            tracing::warn!(
+                code = %e.code,
+                correlation_id = correlation_id.as_deref().unwrap_or("-"),
+                reply_to = %reply_to,
+                "bad request: {}",
+                e.message
+            );
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            (
+                error_reply_properties(correlation_id.as_deref(), &e.code),
+                Bytes::from(e.message.into_owned()),
+            )
+        }
+    };
+    match publish_reply(&channel, &reply_to, properties, body, confirms).await {
+        Ok(()) => ack(&channel, tag),
+        // Not acked: the request goes back to the queue when the channel closes, and another
+        // (or this, restarted) server answers it. Duplicate answers are dropped by the client.
+        Err(e) => tracing::error!(
+            error = %e,
+            reply_to = %reply_to,
+            "could not publish the reply; the request stays unacked"
+        ),
+    }
+}
+
+async fn publish_reply(
+    channel: &Channel,
+    reply_to: &str,
+    properties: BasicProperties,
+    body: Bytes,
+    confirms: bool,
+) -> Result<(), rpc_client::Error> {
+    // Default exchange, routing key = reply_to, not mandatory: a caller that went away (its
+    // exclusive queue deleted) is not this server's error, and a return would only be noise.
+    if !confirms {
+        return channel.basic_publish("", reply_to, false, &properties, &body);
+    }
+    let confirmation = channel.basic_publish_confirmed("", reply_to, false, &properties, &body)?;
+    match confirmation.wait().await? {
+        rpc_client::Confirm::Ack => Ok(()),
+        rpc_client::Confirm::Nack => Err(rpc_client::Error::Protocol(
+            "broker nacked the reply".into(),
+        )),
+    }
+}
+
+fn ack(channel: &Channel, tag: u64) {
+    if let Err(e) = channel.basic_ack(tag, false) {
+        tracing::error!(error = %e, delivery_tag = tag, "basic.ack failed");
+    }
+}
