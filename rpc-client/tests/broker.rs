@@ -684,3 +684,95 @@ async fn dropped_consumer_gives_its_messages_back() {
     assert_eq!(ch.queue_delete(&q, false, false).await.unwrap(), 4);
     conn.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_survive_heavy_traffic() {
+    // heartbeat=1: the broker drops a connection it does not hear from for ~2 s. Keep both
+    // directions saturated for longer than that; the connection must stay up.
+    let conn = connect_uri(&format!("{}?heartbeat=1", uri())).await;
+    let ch = channel(&conn).await;
+    let q = ch
+        .queue_declare(
+            "",
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            &q.queue,
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let body = vec![0x5a; 64 * 1024];
+    let started = std::time::Instant::now();
+    let mut received = 0u64;
+    while started.elapsed() < Duration::from_secs(5) {
+        for _ in 0..16 {
+            ch.basic_publish("", &q.queue, false, &BasicProperties::default(), &body)
+                .unwrap();
+        }
+        for _ in 0..16 {
+            within("heavy delivery", consumer.recv()).await.unwrap();
+            received += 1;
+        }
+    }
+    assert!(conn.error().is_none(), "{:?}", conn.error());
+    println!(
+        "heavy traffic: {received} x 64 KiB round trips in {:?} with heartbeat=1",
+        started.elapsed()
+    );
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn round_trip_latency_is_reported() {
+    // A measurement, not an assertion: sequential publish -> deliver on one connection.
+    let conn = connect().await;
+    let ch = channel(&conn).await;
+    let q = ch
+        .queue_declare(
+            "",
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            &q.queue,
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let props = BasicProperties::default()
+        .with_correlation_id("c")
+        .with_reply_to("r");
+    let mut samples = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        let t = std::time::Instant::now();
+        ch.basic_publish("", &q.queue, false, &props, b"30")
+            .unwrap();
+        within("latency delivery", consumer.recv()).await.unwrap();
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    println!(
+        "publish->deliver round trip over loopback: p50 {:?}, p99 {:?}",
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100]
+    );
+    conn.close().await.unwrap();
+}
