@@ -251,3 +251,113 @@ fn every_tshark_hex_dump_matches_tshark() {
         bad.join("\n")
     );
 }
+
+/// Every input form of tutorial six in `fixtures/decode/` (made by `make_variants.py`): all hold
+/// every packet of the capture, so frames match tshark's by offset and packet number.
+#[test]
+fn every_input_format_of_tutorial_six_matches_tshark() {
+    let expect = root().join("fixtures/captures/tutorial6.expect.jsonl");
+    let variants = [
+        "le.pcap",
+        "be.pcap",
+        "nsec.pcap",
+        "rawip.pcap",
+        "null.pcap",
+        "loop.pcap",
+        "sll.pcap",
+        "sll2.pcap",
+        "ipv6.pcapng",
+        "text2pcap.pcap",
+        "all.x.txt",
+        "wireshark.txt",
+        "xxd.txt",
+        "hexdump.txt",
+        "od.txt",
+    ];
+    let mut bad = Vec::new();
+    for v in variants {
+        let path = root().join(format!("fixtures/decode/tutorial6.{v}"));
+        let (ours, outcome) = decode_json(&path);
+        assert_eq!(outcome.errors, 0, "{v}");
+        bad.extend(compare(v, &ours, &expect, true));
+        let has_time = ours.iter().all(|o| o.get("time").is_some());
+        assert_eq!(has_time, v.contains("pcap"), "{v}: timestamps");
+    }
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn capture_timestamps_agree_across_byte_orders_and_resolutions() {
+    let times = |v: &str| -> Vec<f64> {
+        let (ours, _) = decode_json(&root().join(format!("fixtures/decode/tutorial6.{v}")));
+        ours.iter().map(|o| o["time"].as_f64().unwrap()).collect()
+    };
+    let le = times("le.pcap");
+    for v in ["be.pcap", "nsec.pcap", "sll2.pcap"] {
+        let other = times(v);
+        assert_eq!(le.len(), other.len());
+        assert!(
+            le.iter().zip(&other).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{v}"
+        );
+    }
+    let (ng, _) = decode_json(&root().join("fixtures/captures/tutorial6.pcapng"));
+    assert!((ng[0]["time"].as_f64().unwrap() - le[0]).abs() < 1e-6);
+}
+
+/// A raw client stream as `xxd` shows it matches tshark's client frames of that stream.
+#[test]
+fn raw_stream_as_xxd_matches_the_client_side() {
+    let (ours, outcome) = decode_json(&root().join("fixtures/decode/tutorial6.s1.client.xxd.txt"));
+    assert_eq!(outcome.errors, 0);
+    let text =
+        std::fs::read_to_string(root().join("fixtures/captures/tutorial6.expect.jsonl")).unwrap();
+    let theirs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["stream"] == 1 && v["dir"] == "client")
+        .collect();
+    assert_eq!(ours.len(), theirs.len());
+    for (o, t) in ours.iter().zip(&theirs) {
+        assert_eq!(o["direction"], "client");
+        assert_eq!(o["offset"], t["offset"]);
+        assert_eq!(o["channel"], t["channel"]);
+    }
+}
+
+/// The seed document's frame, whole 156-byte packet, in every hex form people paste.
+#[test]
+fn seed_packet_in_every_hex_form_shows_flags_correlation_id_and_reply_to() {
+    let files = [
+        "fixtures/seed/seed_packet.x.txt",
+        "fixtures/seed/seed_packet.pcap",
+        "fixtures/seed/seed_header_frame.bin",
+        "fixtures/decode/seed_packet.plain.txt",
+        "fixtures/decode/seed_packet.colons.txt",
+        "fixtures/decode/seed_packet.0x.txt",
+    ];
+    for f in files {
+        let bytes = std::fs::read(root().join(f)).unwrap();
+        let (out, result) = decode_slice(&bytes, &DecodeArgs::new(None));
+        let outcome = result.unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!((outcome.frames, outcome.errors), (1, 0), "{f}");
+        for needle in [
+            "Type: Content header (2)",
+            "Channel: 1",
+            "Length: 82",
+            "Class ID: Basic (60)",
+            "Body size: 2",
+            "Property flags: 0x0600",
+            "Correlation-Id: c1e5f310-0996-45fb-a3d8-bf2081cd891c",
+            "Reply-To: amq.gen-p169XGGXAjsVdvgeJjMlOw",
+        ] {
+            assert!(out.contains(needle), "{f}: no {needle:?} in\n{out}");
+        }
+        assert!(out.contains("client → broker"), "{f}");
+    }
+}

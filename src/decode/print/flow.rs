@@ -14,8 +14,10 @@ use crate::decode::{Event, Side, What};
 
 /// Arrows kept at most; the rest are counted, not drawn.
 const MAX_ARROWS: usize = 100_000;
-/// Longest label drawn.
-const MAX_LABEL: usize = 64;
+/// Longest label kept.
+const MAX_LABEL: usize = 96;
+/// Widest column: longer labels are cut in the drawing and printed whole after it.
+const COLUMN_MAX: usize = 48;
 
 #[derive(Debug)]
 struct Arrow {
@@ -34,6 +36,8 @@ struct Pending {
     received: u64,
     first_bytes: Vec<u8>,
     reply_to: Option<String>,
+    /// The client that sent it, when it did.
+    client: Option<usize>,
 }
 
 /// Prints the flow graph.
@@ -46,6 +50,8 @@ pub struct FlowPrinter {
     arrows: Vec<Arrow>,
     pending: HashMap<(u32, Side, u16), Pending>,
     dropped: u64,
+    /// Clients that published with a reply-to: RPC callers, drawn left of the broker.
+    callers: Vec<usize>,
 }
 
 impl FlowPrinter {
@@ -58,6 +64,7 @@ impl FlowPrinter {
             arrows: Vec::new(),
             pending: HashMap::new(),
             dropped: 0,
+            callers: Vec::new(),
         }
     }
 
@@ -77,8 +84,11 @@ impl FlowPrinter {
         let Some(arrow) = self.arrows.get_mut(p.arrow) else {
             return;
         };
-        if let Some(r) = p.reply_to {
+        if let (Some(r), Some(client)) = (p.reply_to, p.client) {
             arrow.label.push_str(&format!(" reply-to={r}"));
+            if !self.callers.contains(&client) {
+                self.callers.push(client);
+            }
         }
         if let Some(size) = p.body_size {
             arrow
@@ -87,14 +97,21 @@ impl FlowPrinter {
         }
     }
 
-    /// Columns left to right: clients alternately left and right of the brokers.
+    /// Columns left to right: RPC callers, the brokers, the other clients — so a request reads
+    /// left to right and its reply right to left. Without callers, clients alternate sides.
     fn columns(&self) -> Vec<usize> {
         let clients: Vec<usize> = (0..self.peers.len())
             .filter(|&i| !self.peers[i].1)
             .collect();
         let brokers: Vec<usize> = (0..self.peers.len()).filter(|&i| self.peers[i].1).collect();
-        let left: Vec<usize> = clients.iter().step_by(2).rev().copied().collect();
-        let right: Vec<usize> = clients.iter().skip(1).step_by(2).copied().collect();
+        let (left, right): (Vec<usize>, Vec<usize>) = if self.callers.is_empty() {
+            (
+                clients.iter().step_by(2).rev().copied().collect(),
+                clients.iter().skip(1).step_by(2).copied().collect(),
+            )
+        } else {
+            clients.iter().partition(|&c| self.callers.contains(c))
+        };
         left.into_iter().chain(brokers).chain(right).collect()
     }
 
@@ -141,7 +158,7 @@ impl FlowPrinter {
         let cols = self.columns();
         let pos: HashMap<usize, usize> = cols.iter().enumerate().map(|(i, &p)| (p, i)).collect();
         let longest = self.arrows.iter().map(|a| a.label.chars().count()).max();
-        let width = (longest.unwrap_or(0) + 6).clamp(24, MAX_LABEL + 6);
+        let width = (longest.unwrap_or(0) + 6).clamp(24, COLUMN_MAX);
         let time_width = self
             .arrows
             .iter()
@@ -289,6 +306,7 @@ impl Printer for FlowPrinter {
                         received: 0,
                         first_bytes: Vec::new(),
                         reply_to: None,
+                        client: (event.side == Side::Client).then_some(from),
                     },
                 );
             }
