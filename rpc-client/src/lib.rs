@@ -33,6 +33,7 @@ pub mod channel;
 pub mod connection;
 pub mod error;
 pub mod message;
+pub mod rpc;
 pub mod uri;
 
 pub use amqp_codec::{BasicProperties, FieldTable, FieldValue, ShortString};
