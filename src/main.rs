@@ -6,11 +6,6 @@ use clap::{Parser, Subcommand};
 
 use amqp_rpc::decode;
 
-mod bench;
-mod call;
-mod demo;
-mod serve;
-
 #[derive(Debug, Parser)]
 #[command(name = "amqp-rpc", version, about = "AMQP 0-9-1 RPC from raw TCP")]
 struct Cli {
@@ -22,23 +17,11 @@ struct Cli {
 enum Command {
     /// Dissect the AMQP frames in a capture file or a hex dump.
     Decode(decode::DecodeArgs),
-    /// Measure tutorial-six RPC (or, with --raw, the broker's publish+consume ceiling).
-    Bench(bench::BenchArgs),
-    /// Serve fib(n) on rpc_queue, as tutorial six's rpc_server.py (Ctrl-C/SIGTERM: graceful stop).
-    Serve(serve::ServeArgs),
-    /// Ask a server for fib(N), as tutorial six's rpc_client.py.
-    Call(call::CallArgs),
-    /// Run a server and a client in this process against the local broker.
-    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(args) => decode::run(&args),
-        Command::Bench(args) => bench::run(&args),
-        Command::Serve(args) => serve::run(&args),
-        Command::Call(args) => call::run(&args),
-        Command::Demo(args) => demo::run(&args),
     }
 }
