@@ -10,6 +10,7 @@ run() {
 }
 
 run scripts/broker.sh
+run scripts/broker-tls.sh
 run cargo fmt --all -- --check
 run cargo clippy --workspace --all-targets -- -D warnings
 run cargo test --workspace "$@"
