@@ -5,14 +5,15 @@
 //! [`message_frames`] gives the frames with zero-copy body slices; [`MessageAssembler`] rebuilds a
 //! message from the frames of one channel, refusing frames out of order.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{
     encode_body, encode_with, Frame, FRAME_HEADER, FRAME_METHOD, FRAME_MIN_SIZE, FRAME_OVERHEAD,
 };
-use crate::method::Method;
+use crate::method::{BasicPublish, Method};
 use crate::properties::{encode_header_payload, BasicProperties, ContentHeader, BASIC_CLASS_ID};
+use crate::wire::put_short_string;
 
 /// A whole message: the method that carries it, its properties and its body.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,11 +47,51 @@ pub fn encode_message(
     body: &[u8],
     frame_max: u32,
 ) -> Result<(), EncodeError> {
+    encode_content(dst, channel, properties, body, frame_max, |b| {
+        method.encode_payload(b)
+    })
+}
+
+/// [`encode_message`] for `basic.publish` from borrowed names: the publish hot path, with no
+/// `ShortString` to build (and allocate) per message.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_publish(
+    dst: &mut BytesMut,
+    channel: u16,
+    exchange: &str,
+    routing_key: &str,
+    mandatory: bool,
+    immediate: bool,
+    properties: &BasicProperties,
+    body: &[u8],
+    frame_max: u32,
+) -> Result<(), EncodeError> {
+    encode_content(dst, channel, properties, body, frame_max, |b| {
+        b.put_u16(BasicPublish::CLASS_ID);
+        b.put_u16(BasicPublish::METHOD_ID);
+        b.put_u16(0); // ticket: reserved
+        put_short_string(b, exchange.as_bytes(), "exchange")?;
+        put_short_string(b, routing_key.as_bytes(), "routing-key")?;
+        // mandatory and immediate share one octet, first bit lowest (spec 4.2.5.2).
+        b.put_u8(u8::from(mandatory) | (u8::from(immediate) << 1));
+        Ok(())
+    })
+}
+
+/// Method frame from `method_payload`, then the header and body frames.
+fn encode_content(
+    dst: &mut BytesMut,
+    channel: u16,
+    properties: &BasicProperties,
+    body: &[u8],
+    frame_max: u32,
+    method_payload: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
     let chunk = max_body_payload(frame_max)?;
     let start = dst.len();
     let result = (|| {
         dst.reserve(body.len() + 96 + FRAME_OVERHEAD * (body.len() / chunk));
-        encode_with(dst, FRAME_METHOD, channel, |b| method.encode_payload(b))?;
+        encode_with(dst, FRAME_METHOD, channel, method_payload)?;
         let after_method = dst.len();
         check_size(after_method - start, frame_max)?;
         encode_with(dst, FRAME_HEADER, channel, |b| {

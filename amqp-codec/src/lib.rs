@@ -36,7 +36,9 @@ pub mod properties;
 pub mod table;
 pub mod wire;
 
-pub use content::{encode_message, message_frames, Assembled, Message, MessageAssembler};
+pub use content::{
+    encode_message, encode_publish, message_frames, Assembled, Message, MessageAssembler,
+};
 pub use error::{DecodeError, EncodeError};
 pub use frame::{
     check, Frame, FrameDecoder, ProtocolHeader, Status, DEFAULT_FRAME_MAX, FRAME_END,

@@ -360,3 +360,50 @@ fn out_of_order_content_is_unexpected_frame_505() {
         .unwrap_err();
     assert_eq!(err.reply_code(), 505);
 }
+
+#[test]
+fn encode_publish_matches_encode_message_byte_for_byte() {
+    let props = BasicProperties::default()
+        .with_correlation_id("c1e5f310-0996-45fb-a3d8-bf2081cd891c")
+        .with_reply_to("amq.gen-p169XGGXAjsVdvgeJjMlOw");
+    for (mandatory, immediate) in [(false, false), (true, false), (false, true), (true, true)] {
+        for body in [&b""[..], b"30", &[9u8; 9000][..]] {
+            let mut a = BytesMut::new();
+            amqp_codec::encode_publish(
+                &mut a,
+                7,
+                "ex",
+                "rpc_queue",
+                mandatory,
+                immediate,
+                &props,
+                body,
+                4096,
+            )
+            .unwrap();
+            let method: Method = BasicPublish {
+                ticket: 0,
+                exchange: "ex".into(),
+                routing_key: "rpc_queue".into(),
+                mandatory,
+                immediate,
+            }
+            .into();
+            let mut b = BytesMut::new();
+            encode_message(&mut b, 7, &method, &props, body, 4096).unwrap();
+            assert_eq!(a, b);
+        }
+    }
+    let mut buf = BytesMut::new();
+    let long = "k".repeat(300);
+    let err = amqp_codec::encode_publish(&mut buf, 1, "", &long, false, false, &props, b"", 4096)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        EncodeError::ShortStringTooLong {
+            what: "routing-key",
+            ..
+        }
+    ));
+    assert!(buf.is_empty());
+}
