@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 use amqp_rpc::decode;
 
+mod bench;
+
 #[derive(Debug, Parser)]
 #[command(name = "amqp-rpc", version, about = "AMQP 0-9-1 RPC from raw TCP")]
 struct Cli {
@@ -17,11 +19,14 @@ struct Cli {
 enum Command {
     /// Dissect the AMQP frames in a capture file or a hex dump.
     Decode(decode::DecodeArgs),
+    /// Measure tutorial-six RPC (or, with --raw, the broker's publish+consume ceiling).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(args) => decode::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }

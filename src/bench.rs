@@ -1,0 +1,421 @@
+//! `amqp-rpc bench`: drives N tutorial-six calls of fib(K) with C in flight and reports throughput, an HDR
+//! latency histogram, the client's CPU time per call and its peak RSS; `--raw` instead measures what the broker
+//! itself sustains (publish + consume through one queue). `bench/compare.py` runs it against the peers.
+//!
+//! The client runs on a current-thread tokio runtime: the connection's reader and writer tasks, the reply
+//! dispatcher and the callers then share one thread, so a reply wakes its caller without a cross-thread wake-up,
+//! and the other core stays free for the broker (on a 2-core machine every cycle the client saves is the broker's).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Args;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use rpc_client::rpc::{RpcClient, RpcError, DEFAULT_URI, RPC_QUEUE};
+use rpc_client::{BasicConsumeOptions, BasicProperties, Connection, QueueDeclareOptions};
+use rpc_server::{FibService, RpcServer};
+
+/// Arguments of `amqp-rpc bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Number of calls (with --raw: messages).
+    #[arg(short = 'n', long = "calls", default_value_t = 10_000)]
+    pub calls: u64,
+    /// Calls in flight at once.
+    #[arg(short = 'c', long = "inflight", default_value_t = 1)]
+    pub inflight: usize,
+    /// Each call asks for fib(K).
+    #[arg(long = "fib", value_name = "K", default_value_t = 1)]
+    pub fib: u64,
+    /// Prefetch of the in-process server (--with-server).
+    #[arg(long, value_name = "P", default_value_t = 64)]
+    pub prefetch: u16,
+    /// Start an RPC server in this process (same runtime) instead of using a running one.
+    #[arg(long)]
+    pub with_server: bool,
+    /// Receive replies by RabbitMQ's direct reply-to instead of a declared callback queue.
+    #[arg(long)]
+    pub direct_reply_to: bool,
+    /// Measure the broker's ceiling: publish and consume 16-byte messages through one queue, msgs/s.
+    #[arg(long)]
+    pub raw: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Request queue.
+    #[arg(long, default_value = RPC_QUEUE)]
+    pub queue: String,
+    /// Broker URI.
+    #[arg(long, default_value = DEFAULT_URI)]
+    pub uri: String,
+}
+
+/// Messages published ahead of the consumer in `--raw`: enough to keep the broker busy, bounded so memory is.
+const RAW_WINDOW: u64 = 4096;
+
+/// Runs the benchmark; prints the report on stdout.
+pub fn run(args: &BenchArgs) -> ExitCode {
+    if args.calls == 0 || args.inflight == 0 {
+        eprintln!("error: --calls and --inflight must be at least 1");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = if args.raw {
+        runtime.block_on(raw(args))
+    } else {
+        runtime.block_on(calls(args))
+    };
+    match outcome {
+        Ok(report) => {
+            print_report(&report, args.json);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What one run measured.
+#[derive(Debug)]
+struct Report {
+    ops: u64,
+    inflight: usize,
+    direct_reply_to: bool,
+    elapsed: Duration,
+    cpu: CpuTimes,
+    histogram: Option<Histogram<u64>>,
+    peak_rss_bytes: u64,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn calls(args: &BenchArgs) -> Result<Report, BoxError> {
+    let server = if args.with_server {
+        let server = RpcServer::builder()
+            .uri(args.uri.as_str())
+            .queue(args.queue.as_str())
+            .prefetch(args.prefetch)
+            .start(FibService::new())
+            .await?;
+        let stop = server.shutdown_token();
+        Some((stop, tokio::spawn(server.run_until(std::future::pending()))))
+    } else {
+        None
+    };
+    let client = RpcClient::builder()
+        .uri(args.uri.as_str())
+        .queue(args.queue.as_str())
+        .direct_reply_to(args.direct_reply_to)
+        .connect()
+        .await?;
+    let body = Bytes::from(args.fib.to_string());
+    let expected = Bytes::from(rpc_server::fib::fib_decimal(args.fib));
+
+    let progress = progress_bar(args.calls, "calls");
+    let mut histogram = latency_histogram();
+    let meter = Meter::start();
+    let mut in_flight = FuturesUnordered::new();
+    let mut started = 0u64;
+    let mut done = 0u64;
+    while started < args.calls && in_flight.len() < args.inflight {
+        in_flight.push(one_call(&client, body.clone(), &expected));
+        started += 1;
+    }
+    while let Some(latency) = in_flight.next().await {
+        record(&mut histogram, latency?);
+        done += 1;
+        if started < args.calls {
+            in_flight.push(one_call(&client, body.clone(), &expected));
+            started += 1;
+        }
+        if done % 256 == 0 {
+            progress.set_position(done);
+        }
+    }
+    let (elapsed, cpu) = meter.stop();
+    progress.finish_and_clear();
+
+    let _ = client.close().await;
+    if let Some((stop, task)) = server {
+        stop.cancel();
+        task.await??;
+    }
+    Ok(Report {
+        ops: done,
+        inflight: args.inflight,
+        direct_reply_to: args.direct_reply_to,
+        elapsed,
+        cpu,
+        histogram: Some(histogram),
+        peak_rss_bytes: peak_rss_bytes(),
+    })
+}
+
+/// One call; its latency, or an error if it failed or the answer was not fib(K).
+async fn one_call(client: &RpcClient, body: Bytes, expected: &Bytes) -> Result<Duration, BoxError> {
+    let t = Instant::now();
+    let reply = client.call(body).await?;
+    let latency = t.elapsed();
+    if reply != *expected {
+        return Err(RpcError::BadReply(format!("expected {expected:?}, got {reply:?}")).into());
+    }
+    Ok(latency)
+}
+
+/// `--raw`: one connection, a publishing channel and a consuming channel on one exclusive queue (auto-ack);
+/// publishing stays at most [`RAW_WINDOW`] messages ahead of consuming.
+async fn raw(args: &BenchArgs) -> Result<Report, BoxError> {
+    let conn = Connection::connect(&args.uri).await?;
+    let consume = conn.open_channel().await?;
+    let publish = conn.open_channel().await?;
+    let queue = consume
+        .queue_declare(
+            "",
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+        )
+        .await?
+        .queue;
+    let mut consumer = consume
+        .basic_consume(
+            &queue,
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let properties = BasicProperties::default();
+    let payload = [b'x'; 16];
+
+    let progress = progress_bar(args.calls, "msgs");
+    let meter = Meter::start();
+    let (mut published, mut received) = (0u64, 0u64);
+    while received < args.calls {
+        while published < args.calls && published - received < RAW_WINDOW {
+            publish.basic_publish("", &queue, false, &properties, &payload)?;
+            published += 1;
+        }
+        consumer.recv().await?;
+        received += 1;
+        while let Some(delivery) = consumer.try_recv() {
+            delivery?;
+            received += 1;
+        }
+        if received % 1024 < 64 {
+            progress.set_position(received);
+        }
+    }
+    let (elapsed, cpu) = meter.stop();
+    progress.finish_and_clear();
+    let _ = conn.close().await;
+    Ok(Report {
+        ops: received,
+        inflight: RAW_WINDOW as usize,
+        direct_reply_to: false,
+        elapsed,
+        cpu,
+        histogram: None,
+        peak_rss_bytes: peak_rss_bytes(),
+    })
+}
+
+fn print_report(r: &Report, as_json: bool) {
+    let secs = r.elapsed.as_secs_f64();
+    let rate = r.ops as f64 / secs;
+    let per_op = |d: Duration| d.as_secs_f64() * 1e6 / r.ops.max(1) as f64;
+    let cpu_us = per_op(r.cpu.total);
+    let (user_us, sys_us) = (per_op(r.cpu.user), per_op(r.cpu.system));
+    match (&r.histogram, as_json) {
+        (None, true) => println!(
+            "{}",
+            json!({
+                "client": "amqp-rpc", "msgs": r.ops, "elapsed_s": secs, "msgs_per_sec": rate,
+                "cpu_us_per_msg": cpu_us, "cpu_user_us_per_msg": user_us, "cpu_sys_us_per_msg": sys_us,
+                "peak_rss_bytes": r.peak_rss_bytes,
+            })
+        ),
+        (None, false) => {
+            println!(
+                "raw publish+consume: {} msgs in {secs:.2} s: {rate:.0} msgs/s",
+                r.ops
+            );
+            println!("client CPU {cpu_us:.2} µs/msg (user {user_us:.2}, sys {sys_us:.2})");
+            println!("peak RSS {:.1} MiB", r.peak_rss_bytes as f64 / 1048576.0);
+        }
+        (Some(h), true) => println!(
+            "{}",
+            json!({
+                "client": "amqp-rpc", "calls": r.ops, "inflight": r.inflight,
+                "direct_reply_to": r.direct_reply_to, "elapsed_s": secs, "calls_per_sec": rate,
+                "p50_us": h.value_at_quantile(0.5), "p90_us": h.value_at_quantile(0.9),
+                "p99_us": h.value_at_quantile(0.99), "p999_us": h.value_at_quantile(0.999),
+                "max_us": h.max(), "mean_us": h.mean(),
+                "cpu_us_per_call": cpu_us, "cpu_user_us_per_call": user_us, "cpu_sys_us_per_call": sys_us,
+                "peak_rss_bytes": r.peak_rss_bytes,
+            })
+        ),
+        (Some(h), false) => {
+            let reply = if r.direct_reply_to {
+                "direct reply-to"
+            } else {
+                "callback queue"
+            };
+            println!(
+                "{} calls, {} in flight, {reply}: {secs:.2} s, {rate:.0} calls/s",
+                r.ops, r.inflight
+            );
+            println!(
+                "latency µs: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.9),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max()
+            );
+            println!("client CPU {cpu_us:.2} µs/call (user {user_us:.2}, sys {sys_us:.2})");
+            println!("peak RSS {:.1} MiB", r.peak_rss_bytes as f64 / 1048576.0);
+        }
+    }
+}
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise.
+fn progress_bar(len: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(4));
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} {{per_sec}} eta {{eta}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Latencies in µs, 1 µs to 60 s at 3 significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant bounds are valid")
+}
+
+fn record(h: &mut Histogram<u64>, latency: Duration) {
+    let us = u64::try_from(latency.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, 60_000_000);
+    h.saturating_record(us);
+}
+
+/// CPU time this process used.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuTimes {
+    /// user + system, from `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` (nanosecond resolution).
+    total: Duration,
+    /// The split from /proc/self/stat (clock-tick resolution).
+    user: Duration,
+    system: Duration,
+}
+
+impl CpuTimes {
+    fn now() -> CpuTimes {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        let total = Duration::new(t.tv_sec as u64, t.tv_nsec as u32);
+        let (user, system) = proc_stat_times().unwrap_or_default();
+        CpuTimes {
+            total,
+            user,
+            system,
+        }
+    }
+
+    fn since(self, start: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            total: self.total.saturating_sub(start.total),
+            user: self.user.saturating_sub(start.user),
+            system: self.system.saturating_sub(start.system),
+        }
+    }
+}
+
+/// utime and stime of this process from /proc/self/stat (fields 14 and 15, in clock ticks).
+fn proc_stat_times() -> Option<(Duration, Duration)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may contain spaces; the fields after its closing parenthesis do not.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    let tick = |v: &str| {
+        v.parse::<u64>()
+            .ok()
+            .map(|t| Duration::from_nanos(t * 1_000_000_000 / hz))
+    };
+    Some((tick(fields.next()?)?, tick(fields.next()?)?))
+}
+
+/// Peak resident set size (`VmHWM` in /proc/self/status), 0 where unavailable.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Wall clock and CPU time from the start of the measured part.
+struct Meter {
+    wall: Instant,
+    cpu: CpuTimes,
+}
+
+impl Meter {
+    fn start() -> Meter {
+        Meter {
+            wall: Instant::now(),
+            cpu: CpuTimes::now(),
+        }
+    }
+
+    fn stop(self) -> (Duration, CpuTimes) {
+        (self.wall.elapsed(), CpuTimes::now().since(self.cpu))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_times_parses_this_process() {
+        assert!(proc_stat_times().is_some());
+    }
+
+    #[test]
+    fn latencies_clamp_into_the_histogram() {
+        let mut h = latency_histogram();
+        record(&mut h, Duration::ZERO);
+        record(&mut h, Duration::from_secs(3600));
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.min(), 1);
+    }
+
+    #[test]
+    fn peak_rss_is_reported() {
+        assert!(peak_rss_bytes() > 0);
+    }
+}
