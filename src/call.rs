@@ -1,0 +1,145 @@
+//! `amqp-rpc call N`: tutorial six's `rpc_client.py` — one call, printed the tutorial's way.
+
+use std::fmt::Display;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use rpc_client::rpc::{
+    CallOptions, FibAnswer, FibonacciRpcClient, RpcClient, DEFAULT_URI, RPC_QUEUE,
+};
+
+/// Arguments of `amqp-rpc call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// n: the call asks for fib(n). Anything else is sent as it is, to see how the server
+    /// answers bad input (e.g. `-- -5`, `abc`).
+    #[arg(allow_hyphen_values = true)]
+    pub n: String,
+    /// Broker URI.
+    #[arg(long, default_value = DEFAULT_URI)]
+    pub uri: String,
+    /// Request queue.
+    #[arg(long, default_value = RPC_QUEUE)]
+    pub queue: String,
+    /// Give up after this long: `30s`, `500ms`, `2m`, or plain seconds.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Receive the reply by RabbitMQ's direct reply-to instead of a callback queue.
+    #[arg(long)]
+    pub direct_reply_to: bool,
+}
+
+/// Makes the call; prints ` [x] Requesting fib(N)` and ` [.] Got …`.
+pub fn run(args: &CallArgs) -> ExitCode {
+    init_logging("warn");
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(call(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+async fn call(args: &CallArgs) -> Result<(), String> {
+    let client = RpcClient::builder()
+        .uri(&args.uri)
+        .queue(&args.queue)
+        .timeout(args.timeout)
+        .direct_reply_to(args.direct_reply_to)
+        .connect()
+        .await
+        .map_err(|e| explain_connect(&e.to_string()))?;
+    println!(" [x] Requesting fib({})", args.n);
+    let answer = match args.n.parse::<u64>() {
+        Ok(n) => FibonacciRpcClient::from(client.clone()).call(n).await,
+        // Not an n our client would send: send it verbatim and let the server judge it.
+        Err(_) => match client
+            .call_raw_with(
+                &args.queue,
+                args.n.clone(),
+                CallOptions::timeout(args.timeout),
+            )
+            .await
+        {
+            Ok(reply) => FibAnswer::parse(&reply.body),
+            Err(e) => Err(e),
+        },
+    };
+    let _ = client.close().await;
+    match answer {
+        Ok(value) => {
+            println!(" [.] Got {value}");
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `30s`, `500ms`, `2m`, `1.5` (seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 500ms, 2m)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// Logs to stderr through `tracing`, filtered by `RUST_LOG` (else `default`, e.g. `warn`).
+pub fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Prints one clear error line and returns the failure exit code.
+pub fn fail(message: impl Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+/// Adds the likely fix to a connection failure.
+pub fn explain_connect(message: &str) -> String {
+    if message.contains("refused") || message.contains("timed out") {
+        format!("{message} (is RabbitMQ running? `bash scripts/broker.sh` starts it)")
+    } else {
+        message.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! `amqp-rpc serve`: tutorial six's `rpc_server.py`, exact and robust — declare `rpc_queue`,
+//! prefetch, consume, answer `fib(n)` to `reply_to` with the request's `correlation_id`, ack.
+//! Ctrl-C or SIGTERM: stop consuming, finish in-flight requests, close cleanly.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use rpc_client::rpc::{DEFAULT_URI, RPC_QUEUE};
+use rpc_server::{FibService, RpcServer};
+
+/// Arguments of `amqp-rpc serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Broker URI.
+    #[arg(long, default_value = DEFAULT_URI)]
+    pub uri: String,
+    /// Requests held (and computed) at once; 1 gives the tutorial's fair dispatch.
+    #[arg(long, default_value_t = 1)]
+    pub prefetch: u16,
+    /// Request queue.
+    #[arg(long, default_value = RPC_QUEUE)]
+    pub queue: String,
+    /// Largest n answered; larger ones get a `too-large` error reply.
+    #[arg(long, value_name = "N", default_value_t = rpc_server::request::DEFAULT_MAX_N)]
+    pub max_n: u64,
+    /// Ack a request only after the broker confirmed its reply (publisher confirms).
+    #[arg(long)]
+    pub confirms: bool,
+    /// Seconds in-flight requests get to finish after Ctrl-C/SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub grace: u64,
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn run(args: &ServeArgs) -> ExitCode {
+    crate::call::init_logging("warn");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return crate::call::fail(format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::call::fail(e),
+    }
+}
+
+async fn serve(args: &ServeArgs) -> Result<(), String> {
+    let server = RpcServer::builder()
+        .uri(&args.uri)
+        .queue(&args.queue)
+        .prefetch(args.prefetch)
+        .publisher_confirms(args.confirms)
+        .grace(Duration::from_secs(args.grace))
+        .start(FibService::new().max_n(args.max_n).print_requests(true))
+        .await
+        .map_err(|e| crate::call::explain_connect(&e.to_string()))?;
+    println!(" [x] Awaiting RPC requests");
+    server
+        .run_until(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
