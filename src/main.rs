@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
 use amqp_rpc::decode;
 
 mod bench;
+mod call;
+mod demo;
+mod serve;
 
 #[derive(Debug, Parser)]
 #[command(name = "amqp-rpc", version, about = "AMQP 0-9-1 RPC from raw TCP")]
@@ -21,6 +24,12 @@ enum Command {
     Decode(decode::DecodeArgs),
     /// Measure tutorial-six RPC (or, with --raw, the broker's publish+consume ceiling).
     Bench(bench::BenchArgs),
+    /// Serve fib(n) on rpc_queue, as tutorial six's rpc_server.py (Ctrl-C/SIGTERM: graceful stop).
+    Serve(serve::ServeArgs),
+    /// Ask a server for fib(N), as tutorial six's rpc_client.py.
+    Call(call::CallArgs),
+    /// Run a server and a client in this process against the local broker.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -28,5 +37,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Decode(args) => decode::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Call(args) => call::run(&args),
+        Command::Demo(args) => demo::run(&args),
     }
 }
