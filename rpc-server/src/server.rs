@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use amqp_codec::BasicProperties;
 use rpc_client::rpc::{error_reply_properties, ErrorCode, RPC_QUEUE};
-use rpc_client::{Channel, Connection, Delivery};
+use rpc_client::{Channel, Connection, Consumer, Delivery};
 
 use crate::handler::{Handler, ReplyError, Request, SharedHandler};
 
@@ -24,6 +24,9 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
 /// Default time in-flight requests get to finish after a shutdown signal.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// Bound on closing a channel or connection at shutdown (a dead peer must not hang it).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Errors of the server itself (not of a request: those become error replies).
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +126,19 @@ impl RpcServerBuilder {
     /// auto-delete, no arguments: the same declaration as pika's `queue_declare('rpc_queue')`, so
     /// both servers can share it), sets the prefetch and starts consuming with manual acks.
     pub async fn start(self, handler: impl Handler) -> Result<RpcServer, ServerError> {
+        let (connection, channel, consumer) = self.link().await?;
+        Ok(RpcServer {
+            config: self,
+            connection,
+            channel,
+            consumer,
+            handler: Arc::new(handler),
+            stats: Arc::new(Stats::default()),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    async fn link(&self) -> Result<(Connection, Channel, Consumer), rpc_client::Error> {
         let connection = Connection::connect(&self.uri).await?;
         let channel = connection.open_channel().await?;
         channel
@@ -136,15 +152,7 @@ impl RpcServerBuilder {
             .basic_consume(&self.queue, Default::default())
             .await?;
         tracing::info!(queue = %self.queue, prefetch = self.prefetch, "consuming");
-        Ok(RpcServer {
-            config: self,
-            connection,
-            channel,
-            consumer,
-            handler: Arc::new(handler),
-            stats: Arc::new(Stats::default()),
-            shutdown: CancellationToken::new(),
-        })
+        Ok((connection, channel, consumer))
     }
 }
 
@@ -176,7 +184,7 @@ pub struct RpcServer {
     config: RpcServerBuilder,
     connection: Connection,
     channel: Channel,
-    consumer: rpc_client::Consumer,
+    consumer: Consumer,
     handler: SharedHandler,
     stats: Arc<Stats>,
     shutdown: CancellationToken,
@@ -219,6 +227,10 @@ impl RpcServer {
     ///
     /// Requests still unacked when the connection closes go back to the queue for another
     /// server: nothing in flight is lost.
+    ///
+    /// When the consumer ends on its own (the connection died, the broker restarted, the queue
+    /// was deleted) it returns [`ServerError::ConsumerEnded`]; requests in flight then cannot be
+    /// acked and the broker requeues them.
     pub async fn run_until(
         mut self,
         signal: impl std::future::Future<Output = ()>,
@@ -226,11 +238,11 @@ impl RpcServer {
         let mut in_flight: JoinSet<()> = JoinSet::new();
         let shutdown = self.shutdown.clone();
         tokio::pin!(signal);
-        let outcome = loop {
+        let lost = loop {
             tokio::select! {
                 biased;
-                _ = &mut signal => break Ok(()),
-                _ = shutdown.cancelled() => break Ok(()),
+                _ = &mut signal => break None,
+                _ = shutdown.cancelled() => break None,
                 Some(_) = in_flight.join_next() => {}
                 delivery = self.consumer.recv() => match delivery {
                     Ok(delivery) => {
@@ -243,29 +255,47 @@ impl RpcServer {
                             delivery,
                         ));
                     }
-                    Err(source) => break Err(ServerError::ConsumerEnded {
-                        queue: self.config.queue.clone(),
-                        source,
-                    }),
+                    Err(source) => break Some(source),
                 },
             }
         };
-        if outcome.is_ok() {
-            tracing::info!(
-                in_flight = in_flight.len(),
-                "shutting down: cancelling the consumer"
-            );
-            if let Err(e) = self.channel.basic_cancel(self.consumer.tag()).await {
-                tracing::warn!(error = %e, "basic.cancel failed");
+        match lost {
+            None => {
+                self.stop_consuming(in_flight.len()).await;
+                self.finish(&mut in_flight).await;
+                Ok(())
             }
-            // Deliveries that raced the cancel: give them back at once rather than holding them
-            // until the channel closes.
-            while let Some(Ok(d)) = self.consumer.try_recv() {
-                if let Err(e) = self.channel.basic_reject(d.delivery_tag, true) {
-                    tracing::warn!(error = %e, "basic.reject failed");
-                }
+            Some(source) => {
+                tracing::warn!(queue = %self.config.queue, error = %source, "stopped receiving requests");
+                // Nothing in flight can be acked any more; the broker requeues it.
+                in_flight.abort_all();
+                self.finish(&mut in_flight).await;
+                Err(ServerError::ConsumerEnded {
+                    queue: self.config.queue.clone(),
+                    source,
+                })
             }
         }
+    }
+
+    /// Cancels the consumer and gives back deliveries that raced the cancel.
+    async fn stop_consuming(&mut self, in_flight: usize) {
+        tracing::info!(in_flight, "shutting down: cancelling the consumer");
+        if let Err(e) = self.channel.basic_cancel(self.consumer.tag()).await {
+            tracing::warn!(error = %e, "basic.cancel failed");
+        }
+        // Deliveries that raced the cancel: give them back at once rather than holding them
+        // until the channel closes.
+        while let Some(Ok(d)) = self.consumer.try_recv() {
+            if let Err(e) = self.channel.basic_reject(d.delivery_tag, true) {
+                tracing::warn!(error = %e, "basic.reject failed");
+            }
+        }
+    }
+
+    /// Lets in-flight requests finish (up to the grace period), then closes channel and
+    /// connection.
+    async fn finish(&mut self, in_flight: &mut JoinSet<()>) {
         let drain = async { while in_flight.join_next().await.is_some() {} };
         if tokio::time::timeout(self.config.grace, drain)
             .await
@@ -276,11 +306,12 @@ impl RpcServer {
                 "in-flight requests did not finish in time; they return to the queue"
             );
         }
-        let _ = self.channel.close().await;
-        if let Err(e) = self.connection.close().await {
-            tracing::debug!(error = %e, "connection close");
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.channel.close()).await;
+        match tokio::time::timeout(CLOSE_TIMEOUT, self.connection.close()).await {
+            Ok(Err(e)) => tracing::debug!(error = %e, "connection close"),
+            Err(_) => tracing::debug!("connection close timed out"),
+            Ok(Ok(())) => {}
         }
-        outcome
     }
 }
 

@@ -239,3 +239,64 @@ async fn publisher_confirms_mode_answers_too() {
     }
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_cancelled_consumer_ends_the_server_with_a_clear_error() {
+    require_broker();
+    let queue = unique("rpc-cancelled");
+    let _guard = QueueGuard(queue.clone());
+    let mut server = serve(RpcServer::builder().queue(&queue), FibService::new()).await;
+    let (_conn, ch) = raw_channel().await;
+    within("delete", STEP, ch.queue_delete(&queue, false, false))
+        .await
+        .unwrap();
+    let outcome = within("server ends", STEP, &mut server.task).await.unwrap();
+    let err = outcome.unwrap_err();
+    assert!(
+        matches!(err, rpc_server::ServerError::ConsumerEnded { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&queue), "{err}");
+}
+
+#[tokio::test]
+async fn a_client_whose_connection_dies_fails_its_calls_at_once() {
+    require_broker();
+    let queue = unique("rpc-lost");
+    let _guard = QueueGuard(queue.clone());
+    let (_conn, ch) = raw_channel().await;
+    declare(&ch, &queue).await;
+    let client = client(&queue).await;
+    let pending = tokio::spawn({
+        let c = client.clone();
+        async move { c.call("1").await }
+    });
+    within("call in flight", STEP, async {
+        while client.in_flight() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    within("close", STEP, client.connection().close())
+        .await
+        .unwrap();
+    let err = within("pending call", STEP, pending)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(err, RpcError::ConnectionLost(_) | RpcError::Closed),
+        "{err:?}"
+    );
+    // Later calls fail at once rather than waiting for their timeout.
+    let err = within("later call", Duration::from_secs(2), client.call("1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RpcError::ConnectionLost(_) | RpcError::Connection(_) | RpcError::Closed
+        ),
+        "{err:?}"
+    );
+}
