@@ -310,7 +310,18 @@ fn encode_amq_protocol(frames: &[amq_protocol::frame::AMQPFrame], dst: Vec<u8>) 
 }
 
 fn bench(c: &mut Criterion) {
-    for case in cases() {
+    let cases = cases();
+    // `AMQP_CODEC_BENCH_DUMP=DIR` writes each case's bytes to DIR/<case>.bin, for the
+    // decode_stream example, another decoder, or callgrind (instruction counts do not depend on
+    // what else the machine is running).
+    if let Some(dir) = std::env::var_os("AMQP_CODEC_BENCH_DUMP") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for case in &cases {
+            std::fs::write(dir.join(format!("{}.bin", case.name)), &case.bytes).unwrap();
+        }
+    }
+    for case in cases {
         let n = case.frames.len();
         assert_eq!(decode_ours(&case.bytes), n);
         assert_eq!(decode_amq_protocol(&case.bytes), n, "{}", case.name);
