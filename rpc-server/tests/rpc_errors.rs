@@ -164,13 +164,13 @@ async fn server_errors_and_panics_reach_the_caller_typed() {
         call("custom").await.unwrap_err(),
         RpcError::Server { code: ErrorCode::Other(c), .. } if c == "quota"
     ));
-    assert!(matches!(
-        call("panic").await.unwrap_err(),
-        RpcError::Server {
-            code: ErrorCode::Internal,
-            ..
+    match call("panic").await.unwrap_err() {
+        RpcError::Server { code, message } => {
+            assert_eq!(code, ErrorCode::Internal);
+            assert_eq!(message, "the handler panicked: handler bug");
         }
-    ));
+        other => panic!("{other:?}"),
+    }
     // The server lives on.
     assert_eq!(&call("hello").await.unwrap()[..], b"ok");
     assert_eq!(server.stats.errors(), 4);
