@@ -21,12 +21,37 @@
 //! * *Protecting against invalid incoming messages before processing?* That is the server's side
 //!   (`rpc-server`): bounded, validated input, an error reply and an ack for anything invalid.
 //!
+//! The tutorial's client in this API, blocking as the tutorial's is (the server is in the
+//! `rpc-server` crate):
+//!
+//! ```no_run
+//! use rpc_client::rpc::blocking::FibonacciRpcClient;
+//!
+//! fn main() -> Result<(), rpc_client::rpc::RpcError> {
+//!     let fibonacci_rpc = FibonacciRpcClient::new()?;
+//!     println!(" [x] Requesting fib(30)");
+//!     let response = fibonacci_rpc.call(30)?;
+//!     println!(" [.] Got {response}");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The same, async, with many calls in flight over one callback queue, and any queue with any
+//! body:
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), rpc_client::rpc::RpcError> {
-//! use rpc_client::rpc::RpcClient;
-//! let client = RpcClient::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await?;
-//! // Any queue, any body.
-//! let answer = client.call_raw("rpc_queue", "30").await?;
+//! use rpc_client::rpc::{FibonacciRpcClient, RpcClient};
+//! let rpc = RpcClient::builder()
+//!     .uri("amqp://guest:guest@127.0.0.1:5672/%2f")
+//!     .timeout(std::time::Duration::from_secs(5))
+//!     .connect()
+//!     .await?;
+//! let fib = FibonacciRpcClient::from(rpc.clone());
+//! let (a, b) = tokio::join!(fib.call(30), fib.call(90));
+//! assert_eq!(a?, 832_040u64);
+//! assert_eq!(b?.to_u64(), Some(2_880_067_194_370_816_120));
+//! let answer = rpc.call_raw("rpc_queue", "30").await?;
 //! assert_eq!(answer, "832040");
 //! # Ok(()) }
 //! ```
