@@ -400,7 +400,9 @@ def verdicts(summaries):
 def build(args):
     log('building amqp-rpc (release) and the peers (release)...')
     subprocess.run(['cargo', 'build', '--release', '--bin', 'amqp-rpc'], cwd=ROOT, check=True)
-    subprocess.run(['cargo', 'build', '--release', '--manifest-path', os.path.join(BENCH, 'Cargo.toml')],
+    # The peers have their own target dir even when CARGO_TARGET_DIR is set for the root workspace.
+    subprocess.run(['cargo', 'build', '--release', '--manifest-path', os.path.join(BENCH, 'Cargo.toml'),
+                    '--target-dir', os.environ.get('BENCH_TARGET_DIR', os.path.join(BENCH, 'target'))],
                    cwd=ROOT, check=True)
 
 

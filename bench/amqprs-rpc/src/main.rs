@@ -70,6 +70,7 @@ async fn server(args: &Args) -> Result<()> {
             continue;
         };
         let n: u32 = std::str::from_utf8(&body).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+        println!(" [.] fib({n})");
         let response = fib(n).to_string().into_bytes();
         if let (Some(reply_to), Some(correlation_id)) = (props.reply_to(), props.correlation_id()) {
             let reply_props = BasicProperties::default().with_correlation_id(correlation_id).finish();

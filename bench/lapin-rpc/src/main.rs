@@ -66,6 +66,7 @@ async fn server(args: &Args) -> Result<()> {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
+        println!(" [.] fib({n})");
         let response = fib(n).to_string();
         if let (Some(reply_to), Some(correlation_id)) =
             (delivery.properties.reply_to(), delivery.properties.correlation_id())
