@@ -57,6 +57,9 @@ macro_rules! basic_properties {
                 }
             )*
 
+            // Inlined into `ContentHeader::decode`, which is inlined into the frame decoder, so
+            // that the ~370-byte struct is built in place rather than returned and copied.
+            #[inline(always)]
             fn read(r: &mut Reader<'_>, flags: u16) -> Result<Self, DecodeError> {
                 Ok(BasicProperties {
                     $( $field: if flags & $flag != 0 {
@@ -133,6 +136,8 @@ impl ContentHeader {
     }
 
     /// Decode a content header frame payload (byte 7 of the frame onwards, without frame-end).
+    // Always inlined: see `BasicProperties::read`.
+    #[inline(always)]
     pub fn decode(payload: &Bytes) -> Result<Self, DecodeError> {
         let mut r = Reader::new(payload, crate::frame::FRAME_HEADER_SIZE);
         let class_id = r.u16("class id")?;
