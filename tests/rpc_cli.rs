@@ -1,0 +1,237 @@
+//! `amqp-rpc serve`, `call` and `demo` as a person runs them: the tutorial's lines on stdout, one
+//! clear error line on stderr and a non-zero exit for each of the tutorial's open questions.
+//! Every test uses its own queue; child processes are killed when their guard drops.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_amqp-rpc");
+const STEP: Duration = Duration::from_secs(30);
+
+fn require_broker() {
+    let addr: SocketAddr = "127.0.0.1:5672".parse().expect("address");
+    if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+        panic!(
+            "RabbitMQ is not reachable at {addr} ({e}); these tests need the real broker: \
+             run `bash scripts/broker.sh` first"
+        );
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), uuid_ish())
+}
+
+fn uuid_ish() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Runs `amqp-rpc args…` to completion (bounded).
+fn run(args: &[&str]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn amqp-rpc");
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("amqp-rpc {args:?} did not finish within {STEP:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Deletes the queue a test's server declared, when dropped (also on failure).
+struct QueueGuard(String);
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                let conn = rpc_client::Connection::connect(rpc_client::rpc::DEFAULT_URI)
+                    .await
+                    .ok()?;
+                let ch = conn.open_channel().await.ok()?;
+                let _ = ch.queue_delete(&self.0, false, false).await;
+                let _ = conn.close().await;
+                Some(())
+            })
+            .await;
+        });
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A running `amqp-rpc serve`, killed on drop; deletes nothing (its queue is unique).
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(queue: &str) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--queue", queue])
+            .env("RUST_LOG", "off")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn amqp-rpc serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server { child, lines };
+        server.expect(" [x] Awaiting RPC requests");
+        server
+    }
+
+    fn expect(&mut self, want: &str) {
+        match self.lines.recv_timeout(STEP) {
+            Ok(line) => assert_eq!(line, want),
+            Err(_) => panic!("serve printed no {want:?} within {STEP:?}"),
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "serve exited with {status} on SIGTERM");
+                return;
+            }
+            assert!(Instant::now() < deadline, "serve ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_and_call_print_the_tutorials_lines() {
+    require_broker();
+    let queue = unique("cli-rpc");
+    let _guard = QueueGuard(queue.clone());
+    let mut server = Server::start(&queue);
+    let out = run(&["call", "30", "--queue", &queue]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        " [x] Requesting fib(30)\n [.] Got 832040\n"
+    );
+    server.expect(" [.] fib(30)");
+
+    // Bad input: the server's error, one line, non-zero exit; the server goes on.
+    let out = run(&["call", "-5", "--queue", &queue]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: server error (bad-request): n = -5 is negative: fib(n) is only served for n >= 0\n"
+    );
+    let out = run(&["call", "100001", "--queue", &queue, "--direct-reply-to"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("error: server error (too-large)"));
+    let out = run(&["call", "90", "--queue", &queue]);
+    assert!(text(&out.stdout).contains(" [.] Got 2880067194370816120"));
+    server.stop();
+
+    // The queue is still declared but nobody consumes it: the timeout says so.
+    let out = run(&["call", "3", "--queue", &queue, "--timeout", "300ms"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no server answered within 300ms") && err.contains("0 consumers"),
+        "{err}"
+    );
+}
+
+#[test]
+fn call_without_a_server_fails_at_once_in_one_line() {
+    require_broker();
+    let started = Instant::now();
+    let out = run(&["call", "30", "--queue", &unique("cli-nobody")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: no server:"), "{err}");
+    assert!(err.contains("312 NO_ROUTE"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn call_to_a_closed_port_says_how_to_start_the_broker() {
+    let out = run(&["call", "1", "--uri", "amqp://guest:guest@127.0.0.1:1/%2f"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("refused") && err.contains("scripts/broker.sh"),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_runs_a_server_and_a_client_in_one_process() {
+    require_broker();
+    let queue = unique("cli-demo");
+    let _guard = QueueGuard(queue.clone());
+    let out = run(&["demo", "--queue", &queue]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    for want in [
+        " [x] Awaiting RPC requests",
+        " [x] Requesting fib(30)",
+        " [.] fib(30)",
+        " [.] Got 832040",
+        "fib(90) = 2880067194370816120",
+        "fib(10000) has 2090 digits",
+        "server error (bad-request)",
+        "server error (too-large)",
+        "312 NO_ROUTE",
+        "# server stopped",
+    ] {
+        assert!(
+            stdout.contains(want),
+            "demo output lacks {want:?}:\n{stdout}"
+        );
+    }
+}
