@@ -136,10 +136,14 @@ impl ContentHeader {
     }
 
     /// Decode a content header frame payload (byte 7 of the frame onwards, without frame-end).
+    pub fn decode(payload: &Bytes) -> Result<Self, DecodeError> {
+        ContentHeader::read_payload(&mut Reader::new(payload, crate::frame::FRAME_HEADER_SIZE))
+    }
+
+    /// [`ContentHeader::decode`] from a reader over exactly the payload.
     // Always inlined: see `BasicProperties::read`.
     #[inline(always)]
-    pub fn decode(payload: &Bytes) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(payload, crate::frame::FRAME_HEADER_SIZE);
+    pub(crate) fn read_payload(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let class_id = r.u16("class id")?;
         if class_id != BASIC_CLASS_ID {
             return Err(DecodeError::UnknownContentClass { class_id });
@@ -171,7 +175,7 @@ impl ContentHeader {
             }
             more = word & FLAG_CONTINUATION != 0;
         }
-        let properties = BasicProperties::read(&mut r, flags)?;
+        let properties = BasicProperties::read(r, flags)?;
         r.finish("content header properties")?;
         Ok(ContentHeader {
             class_id,

@@ -168,6 +168,20 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A reader over `src[start..end]`, where `src` starts with the frame: offsets are indices
+    /// into `src`. `end` must not exceed `src.len()`.
+    #[inline]
+    pub fn window(src: &'a Bytes, start: usize, end: usize) -> Self {
+        Reader {
+            src,
+            pos: start,
+            end,
+            base: 0,
+            bits: 0,
+            bit_pos: 8,
+        }
+    }
+
     /// Offset of the next byte within the frame.
     #[inline]
     pub fn offset(&self) -> usize {

@@ -381,10 +381,14 @@ impl Method {
     /// payload (byte 7 of the frame onwards, without the frame-end); strings and tables are
     /// zero-copy slices of it.
     pub fn decode(payload: &Bytes) -> Result<Method, DecodeError> {
-        let mut r = Reader::new(payload, crate::frame::FRAME_HEADER_SIZE);
+        Method::read_payload(&mut Reader::new(payload, crate::frame::FRAME_HEADER_SIZE))
+    }
+
+    /// [`Method::decode`] from a reader over exactly the payload.
+    pub(crate) fn read_payload(r: &mut Reader<'_>) -> Result<Method, DecodeError> {
         let class_id = r.u16("class id")?;
         let method_id = r.u16("method id")?;
-        let method = Method::read_arguments(class_id, method_id, &mut r)?;
+        let method = Method::read_arguments(class_id, method_id, r)?;
         r.finish(method.info().method_name)?;
         Ok(method)
     }
