@@ -101,16 +101,37 @@ def proc_cpu_seconds(pid):
 
 
 def beam_pids():
-    pids = []
+    """The broker process: the beam.smp that listens on the URI's port (other RabbitMQ nodes may run on this
+    machine, e.g. a test cluster, and must not count). Falls back to every beam.smp."""
+    port = int(URI.rsplit(':', 1)[1].split('/')[0]) if URI.count(':') >= 2 else 5672
+    inodes = set()
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        try:
+            with open(table) as f:
+                for line in f.readlines()[1:]:
+                    cols = line.split()
+                    if int(cols[1].rsplit(':', 1)[1], 16) == port and cols[3] == '0A':  # 0A: LISTEN
+                        inodes.add(cols[9])
+        except OSError:
+            pass
+    beams = []
     for entry in os.listdir('/proc'):
         if entry.isdigit():
             try:
                 with open(f'/proc/{entry}/comm') as f:
-                    if f.read().strip() == 'beam.smp':
-                        pids.append(int(entry))
+                    if f.read().strip() != 'beam.smp':
+                        continue
+            except OSError:
+                continue
+            beams.append(int(entry))
+            try:
+                for fd in os.listdir(f'/proc/{entry}/fd'):
+                    link = os.readlink(f'/proc/{entry}/fd/{fd}')
+                    if link.startswith('socket:[') and link[8:-1] in inodes:
+                        return [int(entry)]
             except OSError:
                 pass
-    return pids
+    return beams
 
 
 def machine_busy():
