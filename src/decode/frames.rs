@@ -37,6 +37,25 @@ pub enum Found {
     },
 }
 
+impl From<Found> for super::What {
+    fn from(found: Found) -> Self {
+        match found {
+            Found::Frame(frame, length) => super::What::Frame { frame, length },
+            Found::Error {
+                channel,
+                length,
+                at,
+                message,
+            } => super::What::Error {
+                channel,
+                length,
+                at,
+                message,
+            },
+        }
+    }
+}
+
 /// One frame or error, where it starts, and the packet (number, time) where it ends.
 #[derive(Debug)]
 pub struct Located {

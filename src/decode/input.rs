@@ -341,6 +341,11 @@ fn raw_bytes(
 /// A raw AMQP byte stream: one direction, stream 0.
 struct RawStream {
     frames: FrameStream,
+    out: RawOut,
+}
+
+/// Where a raw stream's frames go: labelled with their side, then to the sink.
+struct RawOut {
     side: Option<Side>,
     endpoints: Rc<Endpoints>,
     stopped: bool,
@@ -350,64 +355,51 @@ impl RawStream {
     fn new(limit: u32) -> Self {
         RawStream {
             frames: FrameStream::new(limit),
-            side: None,
-            endpoints: Rc::new(Endpoints {
-                client: "client".into(),
-                broker: "broker".into(),
-            }),
-            stopped: false,
+            out: RawOut {
+                side: None,
+                endpoints: Rc::new(Endpoints {
+                    client: "client".into(),
+                    broker: "broker".into(),
+                }),
+                stopped: false,
+            },
         }
     }
 
     fn push(&mut self, data: &[u8], packet: u64, sink: &mut dyn FnMut(&Event) -> bool) -> bool {
-        let mut out = Vec::new();
-        self.frames.push(data, packet, None, &mut |l| out.push(l));
-        self.deliver(out, sink)
+        let out = &mut self.out;
+        self.frames
+            .push(data, packet, None, &mut |l| out.deliver(l, sink));
+        !self.out.stopped
     }
 
     fn finish(&mut self, sink: &mut dyn FnMut(&Event) -> bool) {
-        let mut out = Vec::new();
-        self.frames.finish(&mut |l| out.push(l));
-        self.deliver(out, sink);
+        let out = &mut self.out;
+        self.frames.finish(&mut |l| out.deliver(l, sink));
     }
+}
 
-    fn deliver(&mut self, located: Vec<Located>, sink: &mut dyn FnMut(&Event) -> bool) -> bool {
-        for l in located {
-            if self.stopped {
-                break;
-            }
-            let side = *self.side.get_or_insert_with(|| match &l.found {
-                Found::Frame(frame, _) => sender_of(frame),
-                Found::Error { .. } => Side::Client,
-            });
-            let what = match l.found {
-                Found::Frame(frame, length) => What::Frame { frame, length },
-                Found::Error {
-                    channel,
-                    length,
-                    at,
-                    message,
-                } => What::Error {
-                    channel,
-                    length,
-                    at,
-                    message,
-                },
-            };
-            let event = Event {
-                packet: l.packet,
-                time: l.time,
-                stream: 0,
-                side,
-                offset: l.offset,
-                endpoints: self.endpoints.clone(),
-                what,
-            };
-            if !sink(&event) {
-                self.stopped = true;
-            }
+impl RawOut {
+    fn deliver(&mut self, l: Located, sink: &mut dyn FnMut(&Event) -> bool) {
+        if self.stopped {
+            return;
         }
-        !self.stopped
+        let side = *self.side.get_or_insert_with(|| match &l.found {
+            Found::Frame(frame, _) => sender_of(frame),
+            Found::Error { .. } => Side::Client,
+        });
+        let event = Event {
+            packet: l.packet,
+            time: l.time,
+            stream: 0,
+            side,
+            offset: l.offset,
+            endpoints: self.endpoints.clone(),
+            what: l.found.into(),
+        };
+        if !sink(&event) {
+            self.stopped = true;
+        }
     }
 }
 

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
-use super::frames::{Found, FrameStream, Located};
-use super::{Endpoints, Event, Side, What};
+use super::frames::{FrameStream, Located};
+use super::{Endpoints, Event, Side};
 
 /// Out-of-order bytes one direction may hold while it waits for a missing segment; beyond this
 /// the hole is declared lost and decoding resumes after it.
@@ -73,6 +73,16 @@ impl Direction {
 
 #[derive(Debug)]
 struct Connection {
+    labels: Labels,
+    /// The connection carries AMQP (broker port, or a protocol header seen).
+    amqp: bool,
+    closed: bool,
+    dirs: [Direction; 2],
+}
+
+/// What turns a direction's frames into events: the stream number and who is who.
+#[derive(Debug)]
+struct Labels {
     index: u32,
     /// The address that sent the first packet seen; `dirs[0]` is its direction.
     first: SocketAddr,
@@ -80,10 +90,6 @@ struct Connection {
     second: SocketAddr,
     /// Which of `dirs` is the client's, once decided.
     client_dir: Option<usize>,
-    /// The connection carries AMQP (broker port, or a protocol header seen).
-    amqp: bool,
-    closed: bool,
-    dirs: [Direction; 2],
     endpoints: Option<Rc<Endpoints>>,
 }
 
@@ -147,9 +153,9 @@ impl Streams {
         if seg.fin || seg.rst {
             conn.closed = true;
         }
-        let dir_ix = usize::from(conn.first != seg.src);
-        if conn.client_dir.is_none() && reopen {
-            conn.client_dir = Some(dir_ix);
+        let dir_ix = usize::from(conn.labels.first != seg.src);
+        if conn.labels.client_dir.is_none() && reopen {
+            conn.labels.client_dir = Some(dir_ix);
         }
         let dir = &mut conn.dirs[dir_ix];
         if seg.syn {
@@ -165,14 +171,11 @@ impl Streams {
         if !conn.amqp {
             conn.amqp = true;
         }
-        if !dir.started && seg.payload.starts_with(b"AMQP") && conn.client_dir.is_none() {
-            conn.client_dir = Some(dir_ix);
+        if !dir.started && seg.payload.starts_with(b"AMQP") && conn.labels.client_dir.is_none() {
+            conn.labels.client_dir = Some(dir_ix);
         }
-        let mut out = Vec::new();
-        reassemble(dir, seg, meta, &mut |l| out.push(l));
-        for located in out {
-            self.deliver(slot, dir_ix, located, emit);
-        }
+        let labels = &mut conn.labels;
+        reassemble(dir, seg, meta, &mut |l| emit(labels.event(dir_ix, l)));
     }
 
     fn open(&mut self, key: (SocketAddr, SocketAddr), seg: &Segment<'_>) -> usize {
@@ -184,14 +187,16 @@ impl Streams {
             None
         };
         let conn = Connection {
-            index: self.next_index,
-            first: seg.src,
-            second: seg.dst,
-            client_dir: broker_side.map(|b| 1 - b),
+            labels: Labels {
+                index: self.next_index,
+                first: seg.src,
+                second: seg.dst,
+                client_dir: broker_side.map(|b| 1 - b),
+                endpoints: None,
+            },
             amqp: broker_side.is_some(),
             closed: false,
             dirs: [Direction::new(self.limit), Direction::new(self.limit)],
-            endpoints: None,
         };
         self.next_index += 1;
         self.conns.push(conn);
@@ -200,61 +205,21 @@ impl Streams {
         slot
     }
 
-    fn deliver(
-        &mut self,
-        slot: usize,
-        dir_ix: usize,
-        located: Located,
-        emit: &mut dyn FnMut(Event),
-    ) {
-        let conn = &mut self.conns[slot];
-        if conn.client_dir.is_none() {
-            // First frames of a stream with no port or header to go by: the sender of the first
-            // AMQP bytes is taken as the client.
-            conn.client_dir = Some(dir_ix);
-        }
-        let client_dir = conn.client_dir.unwrap_or(0);
-        let endpoints = conn
-            .endpoints
-            .get_or_insert_with(|| {
-                let (client, broker) = if client_dir == 0 {
-                    (conn.first, conn.second)
-                } else {
-                    (conn.second, conn.first)
-                };
-                Rc::new(Endpoints {
-                    client: show(client),
-                    broker: show(broker),
-                })
-            })
-            .clone();
-        let side = if dir_ix == client_dir {
-            Side::Client
-        } else {
-            Side::Broker
-        };
-        emit(to_event(located, conn.index, side, endpoints));
-    }
-
     fn finish_conn(&mut self, slot: usize, emit: &mut dyn FnMut(Event)) {
-        for dir_ix in 0..2 {
-            let mut out = Vec::new();
-            {
-                let dir = &mut self.conns[slot].dirs[dir_ix];
-                flush_pending(dir, &mut |l| out.push(l));
-                dir.frames.finish(&mut |l| out.push(l));
-            }
-            for located in out {
-                self.deliver(slot, dir_ix, located, emit);
-            }
+        let conn = &mut self.conns[slot];
+        for (dir_ix, dir) in conn.dirs.iter_mut().enumerate() {
+            let labels = &mut conn.labels;
+            let mut deliver = |l| emit(labels.event(dir_ix, l));
+            flush_pending(dir, &mut deliver);
+            dir.frames.finish(&mut deliver);
         }
-        self.conns[slot].closed = true;
+        conn.closed = true;
     }
 
     /// End of input: flush every stream (holes, truncated frames) in stream order.
     pub fn finish(&mut self, emit: &mut dyn FnMut(Event)) {
         let mut slots: Vec<usize> = (0..self.conns.len()).collect();
-        slots.sort_by_key(|&s| self.conns[s].index);
+        slots.sort_by_key(|&s| self.conns[s].labels.index);
         for slot in slots {
             if self.conns[slot].amqp {
                 self.finish_conn(slot, emit);
@@ -268,29 +233,40 @@ fn looks_amqp(dir: &Direction, payload: &[u8]) -> bool {
     !dir.started && payload.starts_with(b"AMQP")
 }
 
-fn to_event(located: Located, stream: u32, side: Side, endpoints: Rc<Endpoints>) -> Event {
-    let what = match located.found {
-        Found::Frame(frame, length) => What::Frame { frame, length },
-        Found::Error {
-            channel,
-            length,
-            at,
-            message,
-        } => What::Error {
-            channel,
-            length,
-            at,
-            message,
-        },
-    };
-    Event {
-        packet: located.packet,
-        time: located.time,
-        stream,
-        side,
-        offset: located.offset,
-        endpoints,
-        what,
+impl Labels {
+    /// The event for a frame of direction `dir_ix`.
+    fn event(&mut self, dir_ix: usize, located: Located) -> Event {
+        // First frames of a stream with no port or header to go by: the sender of the first
+        // AMQP bytes is taken as the client.
+        let client_dir = *self.client_dir.get_or_insert(dir_ix);
+        let (first, second) = (self.first, self.second);
+        let endpoints = self
+            .endpoints
+            .get_or_insert_with(|| {
+                let (client, broker) = if client_dir == 0 {
+                    (first, second)
+                } else {
+                    (second, first)
+                };
+                Rc::new(Endpoints {
+                    client: show(client),
+                    broker: show(broker),
+                })
+            })
+            .clone();
+        Event {
+            packet: located.packet,
+            time: located.time,
+            stream: self.index,
+            side: if dir_ix == client_dir {
+                Side::Client
+            } else {
+                Side::Broker
+            },
+            offset: located.offset,
+            endpoints,
+            what: located.found.into(),
+        }
     }
 }
 

@@ -196,6 +196,10 @@ impl FlowPrinter {
             let (Some(&from), Some(&to)) = (pos.get(&a.from), pos.get(&a.to)) else {
                 continue;
             };
+            if from == to {
+                // A peer talking to itself (a connection between two equal addresses).
+                continue;
+            }
             let (l, r) = (half + from.min(to) * width, half + from.max(to) * width);
             for slot in line.iter_mut().take(r).skip(l + 1) {
                 *slot = '-';

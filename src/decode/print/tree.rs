@@ -43,8 +43,14 @@ impl Printer for TreePrinter {
             crate::decode::Side::Client => (&event.endpoints.client, &event.endpoints.broker),
             crate::decode::Side::Broker => (&event.endpoints.broker, &event.endpoints.client),
         };
+        // A raw stream's endpoints are just "client" and "broker": no addresses to show.
+        let addresses = if from.contains(':') {
+            format!(" ({from} → {to})")
+        } else {
+            String::new()
+        };
         let mut head = format!(
-            "Packet {}, stream {}, {} → {} ({from} → {to}), offset {}",
+            "Packet {}, stream {}, {} → {}{addresses}, offset {}",
             event.packet,
             event.stream,
             event.side.name(),
