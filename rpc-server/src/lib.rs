@@ -58,6 +58,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod direct_reply;
 pub mod fib;
 mod fib_service;
 mod handler;

@@ -19,6 +19,7 @@ use amqp_codec::BasicProperties;
 use rpc_client::rpc::{error_reply_properties, ErrorCode, RPC_QUEUE};
 use rpc_client::{Channel, Connection, Consumer, Delivery};
 
+use crate::direct_reply::{is_direct_reply_to, DirectOutcome, DirectReplies};
 use crate::handler::{Handler, HandlerFuture, ReplyError, Request, SharedHandler};
 
 /// Default `basic.qos` prefetch: 1, as in the tutorial (fair dispatch between servers).
@@ -132,7 +133,9 @@ impl RpcServerBuilder {
     /// both servers can share it), sets the prefetch and starts consuming with manual acks.
     pub async fn start(self, handler: impl Handler) -> Result<RpcServer, ServerError> {
         let (connection, channel, consumer) = self.link().await?;
+        let direct = Arc::new(DirectReplies::new(self.uri.clone()));
         Ok(RpcServer {
+            direct,
             config: self,
             connection,
             channel,
@@ -192,6 +195,7 @@ pub struct RpcServer {
     consumer: Consumer,
     handler: SharedHandler,
     stats: Arc<Stats>,
+    direct: Arc<DirectReplies>,
     shutdown: CancellationToken,
 }
 
@@ -255,6 +259,7 @@ impl RpcServer {
                             self.channel.clone(),
                             Arc::clone(&self.handler),
                             Arc::clone(&self.stats),
+                            Arc::clone(&self.direct),
                             self.config.confirms,
                             self.config.max_body,
                             delivery,
@@ -311,6 +316,7 @@ impl RpcServer {
                 "in-flight requests did not finish in time; they return to the queue"
             );
         }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.direct.close()).await;
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.channel.close()).await;
         match tokio::time::timeout(CLOSE_TIMEOUT, self.connection.close()).await {
             Ok(Err(e)) => tracing::debug!(error = %e, "connection close"),
@@ -327,6 +333,7 @@ async fn serve_one(
     channel: Channel,
     handler: SharedHandler,
     stats: Arc<Stats>,
+    direct: Arc<DirectReplies>,
     confirms: bool,
     max_body: usize,
     delivery: Delivery,
@@ -403,6 +410,9 @@ async fn serve_one(
             )
         }
     };
+    if is_direct_reply_to(&reply_to) {
+        return reply_direct(&channel, &direct, tag, &reply_to, &properties, &body).await;
+    }
     match publish_reply(&channel, &reply_to, properties, body, confirms).await {
         Ok(()) => ack(&channel, tag),
         // Not acked: the request goes back to the queue when the channel closes, and another
@@ -411,6 +421,41 @@ async fn serve_one(
             error = %e,
             reply_to = %reply_to,
             "could not publish the reply; the request stays unacked"
+        ),
+    }
+}
+
+/// Replies to a direct reply-to address on the separate reply connection (see
+/// [`crate::direct_reply`]), then acks.
+async fn reply_direct(
+    channel: &Channel,
+    direct: &DirectReplies,
+    tag: u64,
+    reply_to: &str,
+    properties: &BasicProperties,
+    body: &[u8],
+) {
+    let mut outcome = direct.publish(reply_to, properties, body).await;
+    if let DirectOutcome::Refused(_) = outcome {
+        // Another reply on the same connection may have been the one the broker refused:
+        // one more try on a fresh connection tells them apart.
+        outcome = direct.publish(reply_to, properties, body).await;
+    }
+    match outcome {
+        DirectOutcome::Delivered => ack(channel, tag),
+        DirectOutcome::Refused(e) => {
+            tracing::warn!(
+                error = %e,
+                reply_to,
+                "the broker refused the reply to this direct reply-to address (forged or stale); \
+                 request acked without a reply"
+            );
+            ack(channel, tag);
+        }
+        DirectOutcome::Unavailable(e) => tracing::error!(
+            error = %e,
+            reply_to,
+            "no reply connection; the request stays unacked"
         ),
     }
 }

@@ -313,3 +313,63 @@ async fn bad_input_is_answered_acked_and_survived() {
     assert_eq!(server.stats.unanswerable(), 1);
     server.stop().await.unwrap();
 }
+
+/// `reply_to` values that are not a queue: the broker's direct reply-to pseudo-queue itself,
+/// forged direct reply-to addresses (RabbitMQ 3.10 closes the connection that publishes to one
+/// with 541 INTERNAL_ERROR), a queue that does not exist. Answering them must cost the server
+/// neither its consumer nor a redelivery loop.
+#[tokio::test]
+async fn hostile_reply_to_does_not_kill_the_server() {
+    require_broker();
+    let queue = unique("rpc-hostile");
+    let _guard = QueueGuard(queue.clone());
+    let server = serve(RpcServer::builder().queue(&queue), FibService::new()).await;
+    let (conn, _) = raw_channel().await;
+    for reply_to in [
+        "amq.rabbitmq.reply-to",
+        "amq.rabbitmq.reply-to.g1hkABFyYWJiaXRAbG9jYWxob3N0AAAAAAAAAAAAAAAA.bogus",
+        "amq.rabbitmq.reply-to.garbage",
+        "amq.rabbitmq.reply-to.YWJj.def",
+        "amq.rabbitmq.reply-to.g1h2AA1yZXBseUAxMTExMTExAABFxgAAAABrBkIA.0H/7Px8WDzjPO20GvZZsHQ==",
+        "no-such-queue-anywhere",
+    ] {
+        let props = BasicProperties::default()
+            .with_reply_to(reply_to)
+            .with_correlation_id("hostile");
+        // RabbitMQ itself refuses some of these at publish time (closing the publisher's
+        // channel with 406), so each goes on a channel of its own, which is closed from this
+        // side only if the broker did not close it.
+        let ch = within("channel", STEP, conn.open_channel()).await.unwrap();
+        ch.basic_publish("", &queue, false, &props, b"10").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_millis(300);
+        while ch.status().is_ok() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if ch.status().is_ok() {
+            within("close", STEP, ch.close()).await.unwrap();
+        }
+    }
+    let client = fib_client(&queue).await;
+    let answer = within("call after hostile requests", STEP, client.call(30)).await;
+    assert_eq!(answer.unwrap(), 832_040u64);
+    // A channel error caused by one of those replies would arrive asynchronously: ask again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = within("second call", STEP, client.call(31)).await;
+    assert_eq!(answer.unwrap(), 1_346_269u64);
+    // At least the request to a missing queue reached the server and was answered.
+    assert!(server.stats.answered() >= 3, "{}", server.stats.answered());
+    // Nothing was left unacked to be redelivered in a loop.
+    let (_conn, ch) = raw_channel().await;
+    let depth = ch
+        .queue_declare(
+            &queue,
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(depth.message_count, 0);
+    server.stop().await.unwrap();
+}

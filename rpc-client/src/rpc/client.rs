@@ -272,8 +272,11 @@ impl RpcClient {
                     },
                 )
                 .await;
+            // A failed passive declare has already closed the channel (404); closing it
+            // again would race the broker's close.
+            let declared = declared.ok()?;
             let _ = channel.close().await;
-            declared.ok().map(|d| d.consumer_count)
+            Some(declared.consumer_count)
         };
         tokio::time::timeout(CONSUMER_COUNT_TIMEOUT, ask)
             .await
