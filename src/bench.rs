@@ -21,7 +21,7 @@ use rpc_client::{BasicConsumeOptions, BasicProperties, Connection, QueueDeclareO
 use rpc_server::{FibService, RpcServer};
 
 /// Arguments of `amqp-rpc bench`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Number of calls (with --raw: messages).
     #[arg(short = 'n', long = "calls", default_value_t = 10_000)]
@@ -74,10 +74,20 @@ pub fn run(args: &BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = if args.raw {
-        runtime.block_on(raw(args))
-    } else {
-        runtime.block_on(calls(args))
+    // The measured loop runs in a spawned task, not in `block_on`'s own future: the current-thread scheduler
+    // polls the driver without blocking (an extra epoll_wait) before it polls a woken `block_on` future, while a
+    // woken task just runs (strace: 2.7 -> 1.7 epoll_wait per sequential call).
+    let owned = args.clone();
+    let measured = runtime.spawn(async move {
+        if owned.raw {
+            raw(&owned).await
+        } else {
+            calls(&owned).await
+        }
+    });
+    let outcome = match runtime.block_on(measured) {
+        Ok(outcome) => outcome,
+        Err(e) => Err(e.into()),
     };
     match outcome {
         Ok(report) => {
