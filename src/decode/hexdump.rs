@@ -60,7 +60,7 @@ pub struct HexPackets<R> {
     /// Plain-hex digits of the packet being read.
     plain: Vec<u8>,
     done: bool,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 impl<R: BufRead> HexPackets<R> {
@@ -76,7 +76,7 @@ impl<R: BufRead> HexPackets<R> {
             extras: Vec::new(),
             plain: Vec::new(),
             done: false,
-            buf: String::new(),
+            buf: Vec::new(),
         }
     }
 
@@ -118,7 +118,8 @@ impl<R: BufRead> HexPackets<R> {
                 return None;
             }
             self.buf.clear();
-            match self.input.read_line(&mut self.buf) {
+            // Bytes, not `read_line`: an ASCII column in Latin-1 must not end the dump.
+            match self.input.read_until(b'\n', &mut self.buf) {
                 Ok(0) => {
                     self.done = true;
                     return self.take().map(Ok);
@@ -133,9 +134,11 @@ impl<R: BufRead> HexPackets<R> {
                 }
             }
             self.line_no += 1;
-            let line = std::mem::take(&mut self.buf);
+            let bytes = std::mem::take(&mut self.buf);
+            let line = String::from_utf8_lossy(&bytes);
             let result = self.line(line.trim_end_matches(['\n', '\r']));
-            self.buf = line;
+            drop(line);
+            self.buf = bytes;
             match result {
                 Ok(Some(packet)) => return Some(Ok(packet)),
                 Ok(None) => {}

@@ -75,16 +75,12 @@ pub fn sniff(prefix: &[u8]) -> Option<InputFormat> {
     if prefix.starts_with(b"AMQP") || looks_like_frame(prefix) {
         return Some(InputFormat::Bin);
     }
-    let text = match std::str::from_utf8(prefix) {
-        Ok(t) => t,
-        // The sniffed prefix may end inside a UTF-8 character.
-        Err(e) if e.error_len().is_none() => {
-            std::str::from_utf8(&prefix[..e.valid_up_to()]).ok()?
-        }
-        Err(_) => return None,
-    };
-    let text_like = text.chars().all(|c| !c.is_control() || c.is_whitespace());
-    (text_like && text.chars().any(|c| c.is_ascii_hexdigit())).then_some(InputFormat::Hex)
+    // Text: no control bytes but line breaks and tabs (non-ASCII bytes may be a Latin-1 or
+    // UTF-8 ASCII column), and some hex digits.
+    let text_like = prefix
+        .iter()
+        .all(|&b| b >= 0x20 && b != 0x7f || matches!(b, b'\n' | b'\r' | b'\t'));
+    (text_like && prefix.iter().any(u8::is_ascii_hexdigit)).then_some(InputFormat::Hex)
 }
 
 /// Bytes that start with an AMQP frame header whose frame-end is where its size says (or not yet
@@ -149,7 +145,7 @@ pub fn for_each_event(
     let packets = result?;
     outcome.packets = packets.packets;
     if let Some(damage) = packets.damage {
-        eprintln!("amqp-rpc decode: {damage}");
+        outcome.damage = Some(damage);
         outcome.errors += 1;
     }
     Ok(())

@@ -193,7 +193,7 @@ pub enum What {
 }
 
 /// How a decode run went; maps to the exit code.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     /// Frames decoded.
     pub frames: u64,
@@ -201,6 +201,8 @@ pub struct Outcome {
     pub errors: u64,
     /// Packets read.
     pub packets: u64,
+    /// Why the input stopped before its end (a truncated capture, a bad hex line), if it did.
+    pub damage: Option<String>,
 }
 
 impl Outcome {
@@ -251,6 +253,9 @@ pub fn run(args: &DecodeArgs) -> ExitCode {
     let flushed = out.flush();
     match result {
         Ok(outcome) => {
+            if let Some(damage) = &outcome.damage {
+                eprintln!("amqp-rpc decode: {damage}");
+            }
             if let Err(e) = flushed {
                 if e.kind() != io::ErrorKind::BrokenPipe {
                     eprintln!("amqp-rpc decode: {e}");
