@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// Ack a request only after the broker confirmed its reply (publisher confirms).
     #[arg(long)]
     pub confirms: bool,
+    /// Publish replies to direct reply-to addresses on the consuming channel (one round trip
+    /// less) instead of a separate confirmed connection that a forged reply_to cannot kill.
+    #[arg(long)]
+    pub direct_replies_inline: bool,
     /// Seconds in-flight requests get to finish after Ctrl-C/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub grace: u64,
@@ -60,6 +64,7 @@ async fn serve(args: &ServeArgs) -> Result<(), String> {
         .prefetch(args.prefetch)
         .publisher_confirms(args.confirms)
         .grace(Duration::from_secs(args.grace))
+        .isolate_direct_replies(!args.direct_replies_inline)
         .start(FibService::new().max_n(args.max_n).print_requests(true))
         .await
         .map_err(|e| crate::call::explain_connect(&e.to_string()))?;

@@ -73,6 +73,7 @@ pub struct RpcServerBuilder {
     confirms: bool,
     max_body: usize,
     grace: Duration,
+    isolate_direct_replies: bool,
 }
 
 impl Default for RpcServerBuilder {
@@ -84,6 +85,7 @@ impl Default for RpcServerBuilder {
             confirms: false,
             max_body: DEFAULT_MAX_BODY,
             grace: DEFAULT_GRACE,
+            isolate_direct_replies: true,
         }
     }
 }
@@ -125,6 +127,15 @@ impl RpcServerBuilder {
     /// How long in-flight requests may take to finish after shutdown is asked (default 30 s).
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// Publish replies to direct reply-to addresses on a separate, confirmed connection (default
+    /// on). Off, they go on the consuming channel like every other reply: one broker round trip
+    /// less per such call, but a forged `reply_to` can then make RabbitMQ close the server's
+    /// connection (see the crate README).
+    pub fn isolate_direct_replies(mut self, on: bool) -> Self {
+        self.isolate_direct_replies = on;
         self
     }
 
@@ -259,7 +270,9 @@ impl RpcServer {
                             self.channel.clone(),
                             Arc::clone(&self.handler),
                             Arc::clone(&self.stats),
-                            Arc::clone(&self.direct),
+                            self.config
+                                .isolate_direct_replies
+                                .then(|| Arc::clone(&self.direct)),
                             self.config.confirms,
                             self.config.max_body,
                             delivery,
@@ -333,7 +346,7 @@ async fn serve_one(
     channel: Channel,
     handler: SharedHandler,
     stats: Arc<Stats>,
-    direct: Arc<DirectReplies>,
+    direct: Option<Arc<DirectReplies>>,
     confirms: bool,
     max_body: usize,
     delivery: Delivery,
@@ -410,7 +423,7 @@ async fn serve_one(
             )
         }
     };
-    if is_direct_reply_to(&reply_to) {
+    if let Some(direct) = direct.filter(|_| is_direct_reply_to(&reply_to)) {
         return reply_direct(&channel, &direct, tag, &reply_to, &properties, &body).await;
     }
     match publish_reply(&channel, &reply_to, properties, body, confirms).await {

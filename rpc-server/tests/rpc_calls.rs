@@ -196,3 +196,34 @@ fn blocking_client_has_the_tutorials_shape() {
 
     rt.block_on(server.stop()).unwrap();
 }
+
+#[tokio::test]
+async fn direct_replies_inline_on_the_consuming_channel() {
+    require_broker();
+    let queue = unique("rpc-direct-inline");
+    let _guard = QueueGuard(queue.clone());
+    let server = serve(
+        RpcServer::builder()
+            .queue(&queue)
+            .isolate_direct_replies(false),
+        FibService::new(),
+    )
+    .await;
+    let client = within(
+        "connect",
+        STEP,
+        RpcClient::builder()
+            .uri(uri())
+            .queue(&queue)
+            .direct_reply_to(true)
+            .connect(),
+    )
+    .await
+    .unwrap();
+    let fib_client = rpc_client::rpc::FibonacciRpcClient::from(client);
+    assert_eq!(
+        within("call", STEP, fib_client.call(40)).await.unwrap(),
+        102_334_155u64
+    );
+    server.stop().await.unwrap();
+}
