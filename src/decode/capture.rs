@@ -9,7 +9,7 @@ use pcap_parser::{create_reader, Linktype, PcapBlockOwned, PcapError};
 use super::Unreadable;
 
 /// Buffer pcap-parser reads records into; grown (up to [`MAX_RECORD`]) for larger records.
-const BUFFER: usize = 1 << 20;
+const BUFFER: usize = 256 << 10;
 /// Largest capture record we accept (pcapng snaplen is at most 256 KiB in practice).
 const MAX_RECORD: usize = 64 << 20;
 

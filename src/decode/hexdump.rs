@@ -30,6 +30,10 @@ pub struct HexError {
 /// cannot make us allocate gigabytes of padding).
 const MAX_PACKET: u64 = 64 * 1024 * 1024;
 
+/// Largest jump in offsets between two lines without a `*` between them: more than a line's
+/// worth is a typo or noise, not bytes to pad with zeros.
+const MAX_GAP: usize = 4096;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Undecided,
@@ -322,6 +326,7 @@ fn offset_line(line: &str) -> Option<(u64, &str)> {
 fn assemble(lines: &[Line]) -> Vec<u8> {
     let mut out: Vec<u8> = Vec::new();
     let mut last: Vec<u8> = Vec::new();
+    let mut repeat = false;
     for (i, line) in lines.iter().enumerate() {
         match line {
             Line::Data { offset, text } => {
@@ -334,19 +339,24 @@ fn assemble(lines: &[Line]) -> Vec<u8> {
                 let Ok(offset) = usize::try_from(*offset) else {
                     continue;
                 };
-                // Offsets say where the bytes go: a gap after `*` repeats the line before it.
-                if offset > out.len() && !last.is_empty() {
-                    while out.len() < offset {
+                let gap = offset.saturating_sub(out.len());
+                if repeat {
+                    // `*` (hexdump -C, od): the line before repeats up to this offset.
+                    while out.len() < offset && !last.is_empty() {
                         let n = (offset - out.len()).min(last.len());
                         out.extend_from_slice(last.get(..n).unwrap_or_default());
                     }
+                } else if gap > MAX_GAP {
+                    // An offset far past the bytes so far is no offset of this dump.
+                    continue;
                 }
+                repeat = false;
                 out.resize(offset, 0);
                 let bytes = line_bytes(text, want);
                 out.extend_from_slice(&bytes);
                 last = bytes;
             }
-            Line::Repeat => {}
+            Line::Repeat => repeat = true,
         }
     }
     out
