@@ -300,3 +300,43 @@ async fn a_client_whose_connection_dies_fails_its_calls_at_once() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn requests_still_running_when_the_grace_period_ends_go_to_another_server() {
+    require_broker();
+    let queue = unique("rpc-grace");
+    let _guard = QueueGuard(queue.clone());
+    let (now, peak) = counters();
+    let slowpoke = serve(
+        RpcServer::builder()
+            .queue(&queue)
+            .grace(Duration::from_millis(100)),
+        slow("slow", Duration::from_secs(3600), now.clone(), peak),
+    )
+    .await;
+    let client = client(&queue).await;
+    let call = tokio::spawn({
+        let c = client.clone();
+        async move { c.call("x").await }
+    });
+    within("request taken", STEP, async {
+        while now.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    // Shut down: the grace period ends long before the handler would; the request was never
+    // acked, so closing the connection hands it back to the broker.
+    slowpoke.stop().await.unwrap();
+    let (n2, p2) = counters();
+    let other = serve(
+        RpcServer::builder().queue(&queue),
+        slow("other", Duration::ZERO, n2, p2),
+    )
+    .await;
+    assert_eq!(
+        &within("call", STEP, call).await.unwrap().unwrap()[..],
+        b"other"
+    );
+    other.stop().await.unwrap();
+}
