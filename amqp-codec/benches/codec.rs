@@ -13,7 +13,7 @@
 //!   `headers` table among them) + a 1 KiB / 64 KiB / 1 MiB body in one body frame: the decode
 //!   time should not grow with the body, which is a zero-copy slice of the input;
 //! - `mixed_10k`: 10,000 frames of RPC traffic (publishes and deliveries with and without
-//!   headers, bodies from 2 bytes to 200 KiB, acks, heartbeats, a few other methods), generated
+//!   headers, bodies from 2 bytes to 192 KiB, acks, heartbeats, a few other methods), generated
 //!   from a fixed seed.
 
 use std::hint::black_box;
