@@ -7,6 +7,7 @@
 #   scripts/cluster.sh stop-node a|b|c  stop one node (rabbitmqctl stop: the Erlang VM exits)
 #   scripts/cluster.sh start-node a|b|c start it again (it rejoins with its old data)
 #   scripts/cluster.sh uris             print the three AMQP URIs, one a line
+#   scripts/cluster.sh ctl a|b|c ARGS   rabbitmqctl ARGS against that node (e.g. list_queues name leader)
 #
 # Each node has its own data, logs, config and pid file under CLUSTER_DIR (default /tmp/amqp-rpc-cluster), its
 # own AMQP and distribution ports on 127.0.0.1, and the cluster's own Erlang cookie (HOME=CLUSTER_DIR/home, used
@@ -142,8 +143,13 @@ start() {
             ctl "$n" rabbitmqctl -q --timeout "$START_TIMEOUT" await_startup
         } >>"$CLUSTER_DIR/$n/log/join.out" 2>&1 || die "$(node_name "$n") could not join (see $CLUSTER_DIR/$n/log/join.out)"
     done
+    # Node a learns of a joined node's restart a moment after that node's start_app returns.
+    local deadline=$((SECONDS + 30))
     for n in "${NODES[@]}"; do
-        running_in_cluster "$n" || die "$(node_name "$n") is not a running member of the cluster"
+        until running_in_cluster "$n"; do
+            ((SECONDS < deadline)) || die "$(node_name "$n") is not a running member of the cluster"
+            sleep 1
+        done
     done
     log "cluster up: $(for n in "${NODES[@]}"; do printf '%s ' "$(node_name "$n")"; done)"
 }
@@ -213,6 +219,11 @@ case "${1:-}" in
         await_node "$2"
         ;;
     uris) uris ;;
-    -h | --help | help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
-    *) die "unknown subcommand '${1:-}' (expected: start, stop, status, stop-node, start-node, uris)" ;;
+    ctl)
+        node="${2:?which node: a, b or c}"
+        shift 2
+        ctl "$node" rabbitmqctl "$@"
+        ;;
+    -h | --help | help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *) die "unknown subcommand '${1:-}' (expected: start, stop, status, stop-node, start-node, uris, ctl)" ;;
 esac
