@@ -776,3 +776,26 @@ async fn round_trip_latency_is_reported() {
     );
     conn.close().await.unwrap();
 }
+
+/// The client closes a channel while the broker is closing it (a publish to the direct reply-to
+/// pseudo-queue without consuming it makes RabbitMQ close the channel with 406): the crossing
+/// closes end that channel only, and the connection goes on.
+#[tokio::test]
+async fn crossing_channel_closes_keep_the_connection() {
+    let conn = connect().await;
+    for _ in 0..5 {
+        let ch = channel(&conn).await;
+        let props = BasicProperties::default().with_reply_to("amq.rabbitmq.reply-to");
+        ch.basic_publish("", "no-such-queue-for-crossing-close", false, &props, b"x")
+            .unwrap();
+        let _ = within("channel close", ch.close()).await;
+    }
+    // The connection still works.
+    let ch = channel(&conn).await;
+    let q = unique("crossing");
+    ch.queue_declare(&q, QueueDeclareOptions::default())
+        .await
+        .expect("connection still usable after crossing closes");
+    ch.queue_delete(&q, false, false).await.unwrap();
+    assert!(!conn.is_terminated());
+}

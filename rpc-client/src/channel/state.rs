@@ -213,6 +213,10 @@ impl ChannelState {
             return Ok(match frame {
                 Frame::Method(_, Method::ChannelCloseOk(_)) => self.closed_ok(),
                 Frame::Method(_, Method::ChannelClose(close)) => {
+                    // Our close crossed the broker's. We answer its close, but the number stays
+                    // reserved: RabbitMQ still answers our close with a close-ok, and releasing
+                    // now would make that close-ok land on a "channel that is not open" (or on the
+                    // next channel given the same number) and kill the connection.
                     let e = Error::ChannelClosed {
                         code: close.reply_code,
                         text: text(&close.reply_text),
@@ -220,7 +224,8 @@ impl ChannelState {
                         method_id: close.method_id,
                     };
                     self.fail(e);
-                    Outcome::SendAndRelease(Frame::Method(self.id, ChannelCloseOk {}.into()))
+                    self.status = Status::Closing;
+                    Outcome::Send(Frame::Method(self.id, ChannelCloseOk {}.into()))
                 }
                 _ => Outcome::Nothing,
             });
@@ -729,5 +734,33 @@ mod tests {
         );
         assert!(matches!(rx.try_recv(), Ok(Ok(_))));
         assert!(s.check_open().is_err());
+    }
+
+    #[test]
+    fn crossing_closes_keep_the_number_until_the_brokers_close_ok() {
+        let mut s = open(4);
+        s.status = Status::Closing;
+        let mut rx = pending(&mut s, &[(20, 41)]);
+        let close = ChannelClose {
+            reply_code: 406,
+            reply_text: "PRECONDITION_FAILED".into(),
+            class_id: 60,
+            method_id: 40,
+        };
+        assert_eq!(
+            s.handle(Frame::Method(4, close.into())).unwrap(),
+            Outcome::Send(Frame::Method(4, ChannelCloseOk {}.into()))
+        );
+        // The close call learns why the channel went.
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Err(Error::ChannelClosed { code: 406, .. }))
+        ));
+        // The broker's close-ok to our own close then releases the number.
+        assert_eq!(
+            s.handle(Frame::Method(4, ChannelCloseOk {}.into()))
+                .unwrap(),
+            Outcome::Release
+        );
     }
 }
