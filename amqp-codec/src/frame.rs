@@ -122,15 +122,19 @@ pub fn check(buf: &[u8], frame_max: u32) -> Result<Status, DecodeError> {
     }
 }
 
+/// `AMQP` then four version octets, parsed with nom's streaming parsers: a prefix of a header is
+/// `Incomplete` (need more bytes), anything else after an `A` is no frame type at all.
 fn check_protocol_header(buf: &[u8]) -> Result<Status, DecodeError> {
-    let seen = buf.len().min(8);
-    if buf[..seen.min(4)] != b"AMQP"[..seen.min(4)] {
-        return Err(DecodeError::UnknownFrameType { found: b'A' });
-    }
-    if buf.len() < 8 {
-        Ok(Status::Incomplete(8 - buf.len()))
-    } else {
-        Ok(Status::Complete(8))
+    use nom::bytes::streaming::{tag, take};
+    use nom::Parser;
+    let mut header = (
+        tag::<_, _, nom::error::Error<&[u8]>>(&b"AMQP"[..]),
+        take(4usize),
+    );
+    match header.parse(buf) {
+        Ok(_) => Ok(Status::Complete(PROTOCOL_HEADER.len())),
+        Err(nom::Err::Incomplete(_)) => Ok(Status::Incomplete(PROTOCOL_HEADER.len() - buf.len())),
+        Err(_) => Err(DecodeError::UnknownFrameType { found: b'A' }),
     }
 }
 

@@ -407,26 +407,32 @@ pub(crate) fn read_table(
     }
 }
 
+/// One field value after its type letter: the grammar of RabbitMQ's field types, as nom parsers.
 fn read_scalar(r: &mut Reader<'_>, letter: u8, offset: usize) -> Result<FieldValue, DecodeError> {
+    use nom::number::complete::{
+        be_f32, be_f64, be_i16, be_i32, be_i64, be_i8, be_u16, be_u32, be_u64, be_u8,
+    };
+    use nom::Parser;
     Ok(match letter {
-        b't' => FieldValue::Boolean(r.u8("boolean field")? != 0),
-        b'b' => FieldValue::ShortShortInt(r.i8("short-short-int field")?),
-        b'B' => FieldValue::ShortShortUInt(r.u8("short-short-uint field")?),
-        b's' => FieldValue::ShortInt(r.i16("short-int field")?),
-        b'u' => FieldValue::ShortUInt(r.u16("short-uint field")?),
-        b'I' => FieldValue::LongInt(r.i32("long-int field")?),
-        b'i' => FieldValue::LongUInt(r.u32("long-uint field")?),
-        b'l' => FieldValue::LongLongInt(r.i64("long-long-int field")?),
-        b'f' => FieldValue::Float(r.f32("float field")?),
-        b'd' => FieldValue::Double(r.f64("double field")?),
-        b'D' => {
-            let scale = r.u8("decimal scale")?;
-            let value = r.u32("decimal value")?;
-            FieldValue::Decimal(Decimal { scale, value })
-        }
+        b't' => FieldValue::Boolean(r.parse(be_u8, "boolean field", 1)? != 0),
+        b'b' => FieldValue::ShortShortInt(r.parse(be_i8, "short-short-int field", 1)?),
+        b'B' => FieldValue::ShortShortUInt(r.parse(be_u8, "short-short-uint field", 1)?),
+        b's' => FieldValue::ShortInt(r.parse(be_i16, "short-int field", 2)?),
+        b'u' => FieldValue::ShortUInt(r.parse(be_u16, "short-uint field", 2)?),
+        b'I' => FieldValue::LongInt(r.parse(be_i32, "long-int field", 4)?),
+        b'i' => FieldValue::LongUInt(r.parse(be_u32, "long-uint field", 4)?),
+        b'l' => FieldValue::LongLongInt(r.parse(be_i64, "long-long-int field", 8)?),
+        b'f' => FieldValue::Float(r.parse(be_f32, "float field", 4)?),
+        b'd' => FieldValue::Double(r.parse(be_f64, "double field", 8)?),
+        // A decimal is a scale octet then a 32-bit unscaled value.
+        b'D' => r.parse(
+            (be_u8, be_u32).map(|(scale, value)| FieldValue::Decimal(Decimal { scale, value })),
+            "decimal field",
+            5,
+        )?,
         b'S' => FieldValue::LongString(r.long_string("long-string field")?),
         b'x' => FieldValue::ByteArray(r.long_bytes("byte-array field")?),
-        b'T' => FieldValue::Timestamp(r.u64("timestamp field")?),
+        b'T' => FieldValue::Timestamp(r.parse(be_u64, "timestamp field", 8)?),
         b'V' => FieldValue::Void,
         _ => return Err(DecodeError::UnknownFieldType { letter, offset }),
     })

@@ -2,10 +2,17 @@
 //!
 //! Decoding goes through [`Reader`], a cursor over one frame's payload that never indexes out of
 //! bounds: every read checks the bytes present first and fails with the offset *within the frame*
-//! and what it was reading. The numeric reads are `first_chunk` + `from_be_bytes` (nom's `be_*`
-//! parsers were not inlined here, and cost 15-30% of decode time in the benches); strings are
-//! zero-copy `Bytes` slices of the frame. Encoding goes through [`Writer`], which appends to a `BytesMut` and
-//! refuses (rather than truncates) a value too long for its length field.
+//! and what it was reading. Two kinds of reads, on purpose:
+//! - the fixed-layout fields of methods and headers (the hot path: every RPC call) are
+//!   `first_chunk` + `from_be_bytes`, because nom's `be_*` read byte by byte and were not inlined
+//!   here: they cost 15-30% of decode time in the benches (see BENCHMARKS.md);
+//! - the field-value grammar of tables and arrays is parsed with nom parsers through
+//!   [`Reader::parse`], and the protocol header with nom's streaming parsers (whose `Incomplete` is
+//!   exactly the "need more bytes" a stream decoder reports).
+//!
+//! Strings are zero-copy `Bytes` slices of the frame. Encoding goes through [`Writer`], which
+//! appends to a `BytesMut` and refuses (rather than truncates) a value too long for its length
+//! field.
 
 use std::fmt;
 
@@ -213,24 +220,12 @@ impl<'a> Reader<'a> {
     read_num! {
         /// An `octet`.
         u8 -> u8;
-        /// A signed octet (field value `b`).
-        i8 -> i8;
         /// A `short`.
         u16 -> u16;
-        /// A signed short (field value `s`, per RabbitMQ's errata).
-        i16 -> i16;
         /// A `long`.
         u32 -> u32;
-        /// A signed long (field value `I`).
-        i32 -> i32;
         /// A `longlong` or `timestamp`.
         u64 -> u64;
-        /// A signed longlong (field value `l`, per RabbitMQ's errata).
-        i64 -> i64;
-        /// An IEEE-754 single (field value `f`).
-        f32 -> f32;
-        /// An IEEE-754 double (field value `d`).
-        f64 -> f64;
     }
 
     /// The next `n` bytes, zero-copy.
@@ -306,6 +301,28 @@ impl<'a> Reader<'a> {
         let old = self.end;
         self.end = self.pos + len;
         Ok(old)
+    }
+
+    /// Run a nom parser on the rest of this reader and step past what it consumed. A parser that
+    /// fails is a truncation of `what`, a field of `needed` bytes.
+    #[inline]
+    pub fn parse<T, P>(
+        &mut self,
+        mut parser: P,
+        what: &'static str,
+        needed: usize,
+    ) -> Result<T, DecodeError>
+    where
+        P: nom::Parser<&'a [u8], Output = T, Error = nom::error::Error<&'a [u8]>>,
+    {
+        let rest = self.rest();
+        match parser.parse(rest) {
+            Ok((tail, v)) => {
+                self.pos += rest.len() - tail.len();
+                Ok(v)
+            }
+            Err(_) => Err(self.truncated(what, needed)),
+        }
     }
 
     /// Undo a [`limit`](Self::limit) once the nested value is read.
