@@ -1,21 +1,26 @@
 //! `amqp-rpc serve`: tutorial six's `rpc_server.py`, exact and robust — declare `rpc_queue`,
 //! prefetch, consume, answer `fib(n)` to `reply_to` with the request's `correlation_id`, ack.
 //! Ctrl-C or SIGTERM: stop consuming, finish in-flight requests, close cleanly.
+//!
+//! A lost connection (broker restarted or killed, heartbeat timeout, cluster node stopped) is not
+//! the end: it reconnects with capped exponential backoff and jitter — to the first of its
+//! `--uri`s that answers — declares its queue, consumes and serves again, logging each attempt.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 
-use rpc_client::rpc::{DEFAULT_URI, RPC_QUEUE};
-use rpc_server::{FibService, RpcServer};
+use rpc_client::rpc::{Backoff, DEFAULT_URI, RPC_QUEUE};
+use rpc_client::{ConnectionConfig, FieldTable, QueueDeclareOptions};
+use rpc_server::{CancellationToken, FibService, ReplyError, Request, RpcServer};
 
 /// Arguments of `amqp-rpc serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Broker URI.
+    /// Broker URI; repeat it for the nodes of a cluster (tried in turn on every connect).
     #[arg(long, default_value = DEFAULT_URI)]
-    pub uri: String,
+    pub uri: Vec<String>,
     /// Requests held (and computed) at once; 1 gives the tutorial's fair dispatch.
     #[arg(long, default_value_t = 1)]
     pub prefetch: u16,
@@ -35,6 +40,19 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after Ctrl-C/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub grace: u64,
+    /// Declare the queue as a quorum queue (durable, replicated over a cluster's nodes).
+    #[arg(long)]
+    pub quorum: bool,
+    /// First wait before reconnecting after the connection is lost (doubles on each failed
+    /// attempt, with jitter).
+    #[arg(long, default_value = "100ms", value_parser = crate::call::parse_duration)]
+    pub reconnect_initial: Duration,
+    /// Longest wait between reconnect attempts.
+    #[arg(long, default_value = "10s", value_parser = crate::call::parse_duration)]
+    pub reconnect_max: Duration,
+    /// Work this long on each request before answering (a slow service, for fault tests).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub delay_ms: u64,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -58,23 +76,60 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: &ServeArgs) -> Result<(), String> {
-    let server = RpcServer::builder()
-        .uri(&args.uri)
+    let config = ConnectionConfig::parse_many(&args.uri).map_err(|e| e.to_string())?;
+    let mut builder = RpcServer::builder()
+        .connection_config(config)
         .queue(&args.queue)
         .prefetch(args.prefetch)
         .publisher_confirms(args.confirms)
         .grace(Duration::from_secs(args.grace))
-        .isolate_direct_replies(!args.direct_replies_inline)
-        .start(FibService::new().max_n(args.max_n).print_requests(true))
+        .isolate_direct_replies(!args.direct_replies_inline);
+    if args.quorum {
+        builder = builder.queue_options(quorum_queue());
+    }
+    let service = FibService::new().max_n(args.max_n).print_requests(true);
+    let delay = Duration::from_millis(args.delay_ms);
+    let handler = move |request: Request| {
+        let service = service.clone();
+        async move {
+            let answer = service.answer(&request.body).await?;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok::<_, ReplyError>(answer)
+        }
+    };
+    let backoff = Backoff {
+        initial: args.reconnect_initial,
+        max: args.reconnect_max,
+        jitter: 0.5,
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    println!(" [x] Awaiting RPC requests");
+    builder
+        .serve_reconnecting(handler, backoff, shutdown)
         .await
         .map_err(|e| crate::call::explain_connect(&e.to_string()))?;
-    println!(" [x] Awaiting RPC requests");
-    server
-        .run_until(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// A quorum queue: durable (quorum queues always are) with `x-queue-type = "quorum"`.
+fn quorum_queue() -> QueueDeclareOptions {
+    let mut arguments = FieldTable::new();
+    arguments.insert("x-queue-type", "quorum");
+    QueueDeclareOptions {
+        durable: true,
+        arguments,
+        ..Default::default()
+    }
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM.

@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 
 use amqp_codec::BasicProperties;
 use rpc_client::rpc::DIRECT_REPLY_TO;
-use rpc_client::{Channel, Confirm, Connection, Error};
+use rpc_client::{Channel, Confirm, Connection, ConnectionConfig, Error};
 
 /// Whether `reply_to` names a direct reply-to address (`amq.rabbitmq.reply-to.…`).
 pub(crate) fn is_direct_reply_to(reply_to: &str) -> bool {
@@ -40,14 +40,15 @@ pub(crate) enum DirectOutcome {
 /// The lazily opened reply connection.
 #[derive(Debug)]
 pub(crate) struct DirectReplies {
-    uri: String,
+    /// The server's own connection settings (all of a cluster's addresses).
+    config: ConnectionConfig,
     link: Mutex<Option<(Connection, Channel)>>,
 }
 
 impl DirectReplies {
-    pub(crate) fn new(uri: String) -> Self {
+    pub(crate) fn new(config: ConnectionConfig) -> Self {
         DirectReplies {
-            uri,
+            config,
             link: Mutex::new(None),
         }
     }
@@ -59,7 +60,7 @@ impl DirectReplies {
                 return Ok(ch.clone());
             }
         }
-        let conn = Connection::connect(&self.uri).await?;
+        let conn = Connection::connect_with(self.config.clone()).await?;
         let ch = conn.open_channel().await?;
         ch.confirm_select().await?;
         *link = Some((conn, ch.clone()));

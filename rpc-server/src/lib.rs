@@ -64,6 +64,7 @@ mod fib_service;
 mod handler;
 pub mod request;
 mod server;
+mod supervise;
 
 pub use fib_service::FibService;
 pub use handler::{Handler, HandlerFuture, ReplyError, Request};
@@ -71,3 +72,5 @@ pub use server::{
     RpcServer, RpcServerBuilder, ServerError, Stats, DEFAULT_GRACE, DEFAULT_MAX_BODY,
     DEFAULT_PREFETCH,
 };
+/// The token [`RpcServer::shutdown_token`] and [`RpcServerBuilder::serve_reconnecting`] use.
+pub use tokio_util::sync::CancellationToken;

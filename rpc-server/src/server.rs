@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use amqp_codec::BasicProperties;
 use rpc_client::rpc::{error_reply_properties, ErrorCode, RPC_QUEUE};
-use rpc_client::{Channel, Connection, Consumer, Delivery};
+use rpc_client::{Channel, Connection, ConnectionConfig, Consumer, Delivery, QueueDeclareOptions};
 
 use crate::direct_reply::{is_direct_reply_to, DirectOutcome, DirectReplies};
 use crate::handler::{Handler, HandlerFuture, ReplyError, Request, SharedHandler};
@@ -68,7 +68,10 @@ pub enum ServerError {
 #[derive(Debug, Clone)]
 pub struct RpcServerBuilder {
     uri: String,
+    /// Overrides `uri` when set: several addresses (a cluster), tried in turn.
+    connection: Option<ConnectionConfig>,
     queue: String,
+    queue_options: QueueDeclareOptions,
     prefetch: u16,
     confirms: bool,
     max_body: usize,
@@ -80,7 +83,9 @@ impl Default for RpcServerBuilder {
     fn default() -> Self {
         RpcServerBuilder {
             uri: rpc_client::rpc::DEFAULT_URI.to_owned(),
+            connection: None,
             queue: RPC_QUEUE.to_owned(),
+            queue_options: QueueDeclareOptions::default(),
             prefetch: DEFAULT_PREFETCH,
             confirms: false,
             max_body: DEFAULT_MAX_BODY,
@@ -97,9 +102,23 @@ impl RpcServerBuilder {
         self
     }
 
+    /// Connect with `config` instead of the URI: e.g. all the nodes of a cluster
+    /// ([`ConnectionConfig::parse_many`]), tried in turn on every (re)connect.
+    pub fn connection_config(mut self, config: ConnectionConfig) -> Self {
+        self.connection = Some(config);
+        self
+    }
+
     /// The request queue (default `rpc_queue`).
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = queue.into();
+        self
+    }
+
+    /// How the request queue is declared (default: as the tutorial, non-durable, no arguments).
+    /// A quorum queue, replicated over a cluster: `durable` and `x-queue-type = "quorum"`.
+    pub fn queue_options(mut self, options: QueueDeclareOptions) -> Self {
+        self.queue_options = options;
         self
     }
 
@@ -144,7 +163,11 @@ impl RpcServerBuilder {
     /// both servers can share it), sets the prefetch and starts consuming with manual acks.
     pub async fn start(self, handler: impl Handler) -> Result<RpcServer, ServerError> {
         let (connection, channel, consumer) = self.link().await?;
-        let direct = Arc::new(DirectReplies::new(self.uri.clone()));
+        let config = match &self.connection {
+            Some(config) => config.clone(),
+            None => ConnectionConfig::parse(&self.uri)?,
+        };
+        let direct = Arc::new(DirectReplies::new(config));
         Ok(RpcServer {
             direct,
             config: self,
@@ -158,10 +181,13 @@ impl RpcServerBuilder {
     }
 
     async fn link(&self) -> Result<(Connection, Channel, Consumer), rpc_client::Error> {
-        let connection = Connection::connect(&self.uri).await?;
+        let connection = match &self.connection {
+            Some(config) => Connection::connect_with(config.clone()).await?,
+            None => Connection::connect(&self.uri).await?,
+        };
         let channel = connection.open_channel().await?;
         channel
-            .queue_declare(&self.queue, Default::default())
+            .queue_declare(&self.queue, self.queue_options.clone())
             .await?;
         channel.basic_qos(self.prefetch, false).await?;
         if self.confirms {
@@ -228,6 +254,11 @@ impl RpcServer {
     /// The queue being consumed.
     pub fn queue(&self) -> &str {
         &self.config.queue
+    }
+
+    /// The broker address this server is connected to.
+    pub fn peer(&self) -> &str {
+        self.connection.peer()
     }
 
     /// The server's counters (shared; they keep counting while it runs).

@@ -62,6 +62,7 @@ mod error;
 mod fibonacci;
 mod pending;
 pub mod protocol;
+mod reconnect;
 
 use bytes::Bytes;
 
@@ -75,6 +76,7 @@ pub use fibonacci::{FibAnswer, FibonacciRpcClient};
 pub use protocol::{
     error_code, error_reply_properties, ErrorCode, DIRECT_REPLY_TO, ERROR_HEADER, RPC_QUEUE,
 };
+pub use reconnect::{Backoff, ReconnectStats, ReconnectingRpcClient, RetryPolicy};
 
 /// A reply as it arrived: body and properties.
 #[derive(Debug, Clone, PartialEq)]
