@@ -200,3 +200,50 @@ fn a_truncated_capture_decodes_what_is_there_with_exit_1() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("Connection.Start"));
 }
+
+/// Hostile nesting (20,000 levels of arrays in one frame) prints in output linear in the input:
+/// indentation is capped, deeper lines say their depth.
+#[test]
+fn deep_nesting_prints_linear_output() {
+    let mut value = vec![b'A', 0, 0, 0, 0];
+    for _ in 0..20_000 {
+        let mut outer = vec![b'A'];
+        outer.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        outer.extend_from_slice(&value);
+        value = outer;
+    }
+    let mut table = vec![1, b'k'];
+    table.extend_from_slice(&value);
+    let mut payload = vec![0, 10, 0, 10, 0, 9];
+    payload.extend_from_slice(&(table.len() as u32).to_be_bytes());
+    payload.extend_from_slice(&table);
+    for s in [&b"PLAIN"[..], b"en_US"] {
+        payload.extend_from_slice(&(s.len() as u32).to_be_bytes());
+        payload.extend_from_slice(s);
+    }
+    let mut frame = vec![1, 0, 0];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    frame.push(0xCE);
+    let dir = std::env::temp_dir().join(format!("amqp-rpc-deep-{}", std::process::id()));
+    std::fs::write(&dir, &frame).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amqp-rpc"))
+        .args(["decode", "--raw", "--color", "never"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[depth 20000]"), "deepest level shown");
+    assert!(
+        out.stdout.len() < frame.len() * 40,
+        "{} bytes of output for a {}-byte frame",
+        out.stdout.len(),
+        frame.len()
+    );
+}

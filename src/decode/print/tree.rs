@@ -177,8 +177,16 @@ fn spaced_hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Indentation stops growing at this depth: past it each line says its depth instead, so hostile
+/// nesting (a 128 KiB frame can nest 25,000 levels) gives output linear in the input, not quadratic.
+const MAX_INDENT: usize = 24;
+
 fn indent(depth: usize) -> String {
-    "    ".repeat(depth)
+    if depth <= MAX_INDENT {
+        "    ".repeat(depth)
+    } else {
+        format!("{}[depth {depth}] ", "    ".repeat(MAX_INDENT))
+    }
 }
 
 fn write_value(
