@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Work this long on each request before answering (a slow service, for fault tests).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub delay_ms: u64,
+    /// Stop (gracefully) when stdin reaches end of file: a test that starts this server with a
+    /// pipe on stdin takes it down with it however the test ends, even when killed.
+    #[arg(long, hide = true)]
+    pub stop_on_stdin_eof: bool,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -112,6 +116,18 @@ async fn serve(args: &ServeArgs) -> Result<(), String> {
             shutdown.cancel();
         }
     });
+    if args.stop_on_stdin_eof {
+        // A plain thread, not tokio's stdin: a read pending on the runtime's blocking pool
+        // would hold up the runtime's shutdown. It does not log: when the parent is gone so are
+        // the pipes of stdout and stderr, and a failed write to stderr panics.
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin().lock();
+            while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+            shutdown.cancel();
+        });
+    }
     println!(" [x] Awaiting RPC requests");
     builder
         .serve_reconnecting(handler, backoff, shutdown)

@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rpc_client::rpc::{Backoff, ReconnectingRpcClient, RetryPolicy, RpcClient, RpcError};
-use rpc_client::{Connection, ConnectionConfig, Error};
+use rpc_client::{Connection, ConnectionConfig, Error, QueueDeclareOptions};
 use rpc_server::{fib::fib_decimal, ReplyError, Request, RpcServer};
 
 use support::fault_proxy::FaultProxy;
@@ -34,6 +34,11 @@ async fn slow_worker(queue: &str, delay: Duration) -> (QueueGuard, impl Drop) {
             .uri(BROKER_URI)
             .queue(queue)
             .prefetch(64)
+            // Gone with its last consumer, even if this test is killed.
+            .queue_options(QueueDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            })
             .start(move |req: Request| async move {
                 tokio::time::sleep(delay).await;
                 let n = rpc_server::request::parse_n(&req.body, 10_000)?;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rpc_client::rpc::RpcClient;
+use rpc_client::QueueDeclareOptions;
 use rpc_server::{FibService, RpcServer};
 
 use support::figures::{open_fds, rss_kib, threads};
@@ -71,6 +72,11 @@ fn soak_one_client_two_servers() {
                 .uri(BROKER_URI)
                 .queue(&queue)
                 .prefetch(32)
+                // Gone with its last consumer, even if this test is killed.
+                .queue_options(QueueDeclareOptions {
+                    auto_delete: true,
+                    ..Default::default()
+                })
                 .start(FibService::new())
                 .await
                 .expect("server starts");

@@ -1,13 +1,16 @@
 //! `amqp-rpc serve` as a child process: its output collected, killed (SIGKILL) when dropped.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A running `amqp-rpc serve`.
 pub struct Serve {
     child: Child,
+    /// The write end of the child's stdin: when this process ends, however it ends, the kernel
+    /// closes it and the child (`--stop-on-stdin-eof`) stops: no orphan keeps reconnecting.
+    _stdin: Option<ChildStdin>,
     output: Arc<Mutex<String>>,
 }
 
@@ -35,10 +38,11 @@ impl Serve {
     pub fn start(args: &[&str]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_amqp-rpc"))
             .arg("serve")
+            .arg("--stop-on-stdin-eof")
             .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -46,7 +50,12 @@ impl Serve {
         let output = Arc::new(Mutex::new(String::new()));
         collect(child.stdout.take().unwrap(), Arc::clone(&output));
         collect(child.stderr.take().unwrap(), Arc::clone(&output));
-        Serve { child, output }
+        let stdin = child.stdin.take();
+        Serve {
+            child,
+            _stdin: stdin,
+            output,
+        }
     }
 
     /// The process id.
