@@ -63,10 +63,15 @@ node_env() {
 ctl() {
     local n="$1" tool="$2"
     shift 2
-    env HOME="$CLUSTER_DIR/home" "$SBIN/$tool" -n "$(node_name "$n")" "$@"
+    # No erl_crash.dump in the caller's directory when a CLI tool cannot reach its node.
+    env HOME="$CLUSTER_DIR/home" ERL_CRASH_DUMP_SECONDS=0 "$SBIN/$tool" -n "$(node_name "$n")" "$@"
 }
 
-node_up() { ctl "$1" rabbitmqctl -q ping >/dev/null 2>&1; }
+# Without the cookie there is no cluster (and the CLI would only crash trying to create it).
+node_up() {
+    [[ -f "$CLUSTER_DIR/home/.erlang.cookie" ]] || return 1
+    ctl "$1" rabbitmqctl -q ping >/dev/null 2>&1
+}
 
 prepare() {
     mkdir -p "$CLUSTER_DIR/home"

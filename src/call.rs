@@ -7,8 +7,9 @@ use std::time::Duration;
 use clap::Args;
 
 use rpc_client::rpc::{
-    CallOptions, FibAnswer, FibonacciRpcClient, RpcClient, DEFAULT_URI, RPC_QUEUE,
+    CallOptions, FibAnswer, ReconnectingRpcClient, RetryPolicy, RpcClient, DEFAULT_URI, RPC_QUEUE,
 };
+use rpc_client::ConnectionConfig;
 
 /// Arguments of `amqp-rpc call`.
 #[derive(Debug, Args)]
@@ -17,9 +18,9 @@ pub struct CallArgs {
     /// answers bad input (e.g. `-- -5`, `abc`).
     #[arg(allow_hyphen_values = true)]
     pub n: String,
-    /// Broker URI.
+    /// Broker URI; repeat it for the nodes of a cluster (tried in turn).
     #[arg(long, default_value = DEFAULT_URI)]
-    pub uri: String,
+    pub uri: Vec<String>,
     /// Request queue.
     #[arg(long, default_value = RPC_QUEUE)]
     pub queue: String,
@@ -29,6 +30,11 @@ pub struct CallArgs {
     /// Receive the reply by RabbitMQ's direct reply-to instead of a callback queue.
     #[arg(long)]
     pub direct_reply_to: bool,
+    /// Send fib(N) again, up to this many times, when the connection is lost or no answer comes
+    /// in time (reconnecting first, to any `--uri`): fib is idempotent, a second answer is
+    /// harmless. Bad input (not a number) is never retried.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
 }
 
 /// Makes the call; prints ` [x] Requesting fib(N)` and ` [.] Got …`.
@@ -48,23 +54,28 @@ pub fn run(args: &CallArgs) -> ExitCode {
 }
 
 async fn call(args: &CallArgs) -> Result<(), String> {
-    let client = RpcClient::builder()
-        .uri(&args.uri)
+    let config = ConnectionConfig::parse_many(&args.uri).map_err(|e| e.to_string())?;
+    let builder = RpcClient::builder()
         .queue(&args.queue)
         .timeout(args.timeout)
-        .direct_reply_to(args.direct_reply_to)
-        .connect()
+        .direct_reply_to(args.direct_reply_to);
+    let policy = RetryPolicy {
+        retries: args.retries,
+        ..RetryPolicy::default()
+    };
+    let client = ReconnectingRpcClient::connect(config, builder, policy)
         .await
         .map_err(|e| explain_connect(&e.to_string()))?;
     println!(" [x] Requesting fib({})", args.n);
     let answer = match args.n.parse::<u64>() {
-        Ok(n) => FibonacciRpcClient::from(client.clone()).call(n).await,
+        Ok(n) => client.fib(n).await,
         // Not an n our client would send: send it verbatim and let the server judge it.
         Err(_) => match client
             .call_raw_with(
                 &args.queue,
-                args.n.clone(),
+                args.n.clone().into(),
                 CallOptions::timeout(args.timeout),
+                false,
             )
             .await
         {

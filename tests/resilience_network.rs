@@ -328,3 +328,47 @@ async fn serve_survives_a_heartbeat_timeout() {
     assert!(serve.terminate(Duration::from_secs(10)), "graceful stop");
     let _ = client.close().await;
 }
+
+/// `amqp-rpc call --retries`: the first address refuses, the second (through the proxy) is cut
+/// while the request is at the worker; the call reconnects and asks again, and prints the answer.
+#[tokio::test]
+async fn amqp_rpc_call_retries_through_a_cut() {
+    support::init_logging();
+    let queue = unique("res-cli");
+    let (_guard, _worker) = slow_worker(&queue, Duration::from_millis(1000)).await;
+    let proxy = FaultProxy::to_broker().await.unwrap();
+    // Port 1 on loopback: nothing listens, the connect is refused at once.
+    let refused = "amqp://guest:guest@127.0.0.1:1/%2f";
+    let through_proxy = proxy.uri("heartbeat=5");
+    let call = tokio::process::Command::new(env!("CARGO_BIN_EXE_amqp-rpc"))
+        .args(["call", "25", "--queue", &queue, "--retries", "3"])
+        .args([
+            "--timeout",
+            "10s",
+            "--uri",
+            refused,
+            "--uri",
+            &through_proxy,
+        ])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let call = tokio::spawn(call);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while proxy.accepted() == 0 {
+        assert!(Instant::now() < deadline, "amqp-rpc call never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past its setup (callback queue, consumer) and waiting for the slow worker.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    proxy.cut();
+    let out = within("amqp-rpc call", Duration::from_secs(30), call)
+        .await
+        .unwrap()
+        .expect("run amqp-rpc call");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains(" [.] Got 75025"), "{stdout}{stderr}");
+    assert_eq!(proxy.accepted(), 2, "one connection, cut, then one more");
+}
