@@ -21,6 +21,12 @@
 //! * *Protecting against invalid incoming messages before processing?* That is the server's side
 //!   (`rpc-server`): bounded, validated input, an error reply and an ack for anything invalid.
 //!
+//! And when the broker fails: calls in flight when the connection drops fail at once with
+//! [`RpcError::ConnectionLost`], never by waiting for their timeout. [`ReconnectingRpcClient`]
+//! connects again on the next call (to any node of a cluster) and retries idempotent calls, such
+//! as fib, a bounded number of times ([`RetryPolicy`]); the server's side is
+//! `RpcServerBuilder::serve_reconnecting` in `rpc-server`.
+//!
 //! The tutorial's client in this API, blocking as the tutorial's is (the server is in the
 //! `rpc-server` crate):
 //!
