@@ -14,3 +14,5 @@ run scripts/broker-tls.sh
 run cargo fmt --all -- --check
 run cargo clippy --workspace --all-targets -- -D warnings
 run cargo test --workspace "$@"
+# The long resilience tests (3-node cluster, soak), each under a time bound.
+run scripts/resilience.sh

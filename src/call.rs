@@ -121,6 +121,8 @@ pub fn init_logging(default: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log line to a closed stderr (the parent went away) must not panic the worker.
+        .log_internal_errors(false)
         .try_init();
 }
 

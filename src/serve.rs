@@ -128,9 +128,10 @@ async fn serve(args: &ServeArgs) -> Result<(), String> {
             shutdown.cancel();
         });
     }
-    println!(" [x] Awaiting RPC requests");
     builder
-        .serve_reconnecting(handler, backoff, shutdown)
+        .serve_reconnecting(handler, backoff, shutdown, || {
+            println!(" [x] Awaiting RPC requests")
+        })
         .await
         .map_err(|e| crate::call::explain_connect(&e.to_string()))?;
     tracing::info!("server stopped");

@@ -38,13 +38,16 @@ impl RpcServerBuilder {
     /// is lost: attempt `k` waits `backoff.delay(k)` first (capped, jittered), and the count
     /// starts again after each successful reconnect. Returns `Ok` after a graceful shutdown, or
     /// the error of a start that retrying cannot fix (a bad URI, wrong credentials on the first
-    /// start, a queue declared with other arguments).
+    /// start, a queue declared with other arguments). `on_first_serve` runs once, when the queue is
+    /// first declared and consumed (where the tutorial prints ` [x] Awaiting RPC requests`).
     pub async fn serve_reconnecting(
         self,
         handler: impl Handler,
         backoff: Backoff,
         shutdown: CancellationToken,
+        on_first_serve: impl FnOnce(),
     ) -> Result<(), ServerError> {
+        let mut on_first_serve = Some(on_first_serve);
         let handler: Arc<dyn Handler> = Arc::new(handler);
         let mut ever_connected = false;
         // The attempt being made: 1 for the first connect, and 1 again for the first reconnect
@@ -80,6 +83,9 @@ impl RpcServerBuilder {
                 );
             }
             ever_connected = true;
+            if let Some(first) = on_first_serve.take() {
+                first();
+            }
             let error = match server.run_until(shutdown.clone().cancelled_owned()).await {
                 Ok(()) => return Ok(()),
                 Err(_) if shutdown.is_cancelled() => return Ok(()),
