@@ -553,3 +553,52 @@ async fn connection_timeout_bounds_a_slow_handshake_not_just_connect() {
     let _ = peer.await;
     assert_no_leaked_task().await;
 }
+
+/// A real TCP connect timeout on loopback: a listener that never accepts, its accept queue filled,
+/// drops further SYNs (Linux does not answer them), so `connect()` hangs. The client gives up with
+/// `ConnectTimeout` after `connection_timeout`, not the kernel's minutes of SYN retries.
+#[tokio::test]
+async fn a_connect_that_never_completes_is_a_connect_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut held = Vec::new();
+    let mut full = false;
+    for _ in 0..1024 {
+        match tokio::time::timeout(
+            Duration::from_millis(300),
+            TcpStream::connect(("127.0.0.1", port)),
+        )
+        .await
+        {
+            Ok(Ok(s)) => held.push(s),
+            Ok(Err(e)) => panic!("connect to the backlogged listener failed: {e}"),
+            Err(_) => {
+                full = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        full,
+        "the accept queue never filled ({} connections)",
+        held.len()
+    );
+
+    let config =
+        ConnectionConfig::parse(&format!("amqp://127.0.0.1:{port}?connection_timeout=500"))
+            .unwrap();
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(10), Connection::connect_with(config))
+        .await
+        .expect("the connection timeout bounds the connect")
+        .unwrap_err();
+    assert!(matches!(err, Error::ConnectTimeout { .. }), "{err}");
+    assert!(err.to_string().contains("timed out after 500ms"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(held);
+    drop(listener);
+}
