@@ -476,13 +476,21 @@ def main():
         for rnd in range(args.rounds):
             for label, job in order:
                 log(f'[{key}] round {rnd + 1}/{args.rounds}: {label} (load {load1():.2f})')
-                try:
-                    results[label].append(measure(job['impl'], table[job['impl']], job['row'], args))
-                except Exception as e:  # one failing implementation must not sink the table
-                    log(f'  failed: {e}')
+                for attempt in (1, 2):
+                    try:
+                        results[label].append(measure(job['impl'], table[job['impl']], job['row'], args))
+                        break
+                    except Exception as e:  # one failing implementation must not sink the table
+                        log(f'  failed: {e!r}')
+                        # The broker may have been restarted under us (other tests on this machine stop it):
+                        # bring it back and try this run once more.
+                        subprocess.run(['bash', os.path.join(ROOT, 'scripts', 'broker.sh')], check=False)
         summaries[key] = {label: summarize(rs) for label, rs in results.items() if rs}
         raw[key] = results
 
+    if not any(summaries.values()):
+        log('every run failed: nothing written')
+        sys.exit(1)
     lines = ['# Tutorial-six RPC on RabbitMQ: amqp-rpc and its peers', '',
 
              f'Command: `python3 bench/compare.py{"".join(" " + a for a in sys.argv[1:])}`', '',
