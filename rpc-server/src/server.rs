@@ -455,9 +455,19 @@ async fn serve_one(
         }
     };
     if let Some(direct) = direct.filter(|_| is_direct_reply_to(&reply_to)) {
-        return reply_direct(&channel, &direct, tag, &reply_to, &properties, &body).await;
+        // Boxed: the direct reply-to path's future would otherwise make every request's task 5.5 KB
+        // instead of 2.1 KB (a copy into the task and an allocation per request).
+        return Box::pin(reply_direct(
+            &channel,
+            &direct,
+            tag,
+            &reply_to,
+            &properties,
+            &body,
+        ))
+        .await;
     }
-    match publish_reply(&channel, &reply_to, properties, body, confirms).await {
+    match publish_reply(&channel, &reply_to, &properties, &body, confirms).await {
         Ok(()) => ack(&channel, tag),
         // Not acked: the request goes back to the queue when the channel closes, and another
         // (or this, restarted) server answers it. Duplicate answers are dropped by the client.
@@ -534,16 +544,16 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 async fn publish_reply(
     channel: &Channel,
     reply_to: &str,
-    properties: BasicProperties,
-    body: Bytes,
+    properties: &BasicProperties,
+    body: &Bytes,
     confirms: bool,
 ) -> Result<(), rpc_client::Error> {
     // Default exchange, routing key = reply_to, not mandatory: a caller that went away (its
     // exclusive queue deleted) is not this server's error, and a return would only be noise.
     if !confirms {
-        return channel.basic_publish("", reply_to, false, &properties, &body);
+        return channel.basic_publish("", reply_to, false, properties, body);
     }
-    let confirmation = channel.basic_publish_confirmed("", reply_to, false, &properties, &body)?;
+    let confirmation = channel.basic_publish_confirmed("", reply_to, false, properties, body)?;
     match confirmation.wait().await? {
         rpc_client::Confirm::Ack => Ok(()),
         rpc_client::Confirm::Nack => Err(rpc_client::Error::Protocol(
