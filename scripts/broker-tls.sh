@@ -25,7 +25,12 @@ die() { log "error: $*"; exit 1; }
 if [[ "$(id -u)" -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
 as_root() { "${SUDO[@]}" "$@"; }
 
-command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
+if ! command -v openssl >/dev/null; then
+    command -v apt-get >/dev/null || die "openssl not found (install it)"
+    log "installing openssl with apt-get"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
 command -v rabbitmqctl >/dev/null || die "rabbitmq-server not installed: run scripts/broker.sh first"
 
 # True when TLS_PORT completes a TLS handshake whose certificate chains to our CA and names localhost.
