@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{channel, connect, within};
-use rpc_client::{BasicConsumeOptions, BasicProperties, QueueDeclareOptions};
+use rpc_client::BasicProperties;
 
 /// The watermark in force before the test, as `rabbitmqctl set_vm_memory_high_watermark`
 /// arguments (RabbitMQ's default, relative 0.4, if the status cannot be read).
@@ -45,26 +45,7 @@ impl Drop for RestoreWatermark {
 async fn memory_alarm_blocks_and_unblocks_publishers() {
     let conn = connect().await;
     let ch = channel(&conn).await;
-    let q = ch
-        .queue_declare(
-            "",
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let mut consumer = ch
-        .basic_consume(
-            &q.queue,
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (q, mut consumer) = common::exclusive_consumer(&ch).await;
     let mut blocked = conn.blocked();
     assert_eq!(*blocked.borrow(), None);
 

@@ -537,26 +537,7 @@ async fn publisher_confirms_ack_and_nack() {
 async fn round_trip_sizes(uri: &str, sizes: &[usize]) {
     let conn = connect_uri(uri).await;
     let ch = channel(&conn).await;
-    let q = ch
-        .queue_declare(
-            "",
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let mut consumer = ch
-        .basic_consume(
-            &q.queue,
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (q, mut consumer) = common::exclusive_consumer(&ch).await;
     for (i, &size) in sizes.iter().enumerate() {
         let body: Vec<u8> = (0..size).map(|b| (b * 31 + i) as u8).collect();
         ch.basic_publish(
@@ -691,26 +672,7 @@ async fn heartbeats_survive_heavy_traffic() {
     // directions saturated for longer than that; the connection must stay up.
     let conn = connect_uri(&format!("{}?heartbeat=1", uri())).await;
     let ch = channel(&conn).await;
-    let q = ch
-        .queue_declare(
-            "",
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let mut consumer = ch
-        .basic_consume(
-            &q.queue,
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (q, mut consumer) = common::exclusive_consumer(&ch).await;
     let body = vec![0x5a; 64 * 1024];
     let started = std::time::Instant::now();
     let mut received = 0u64;
@@ -737,26 +699,7 @@ async fn round_trip_latency_is_reported() {
     // A measurement, not an assertion: sequential publish -> deliver on one connection.
     let conn = connect().await;
     let ch = channel(&conn).await;
-    let q = ch
-        .queue_declare(
-            "",
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let mut consumer = ch
-        .basic_consume(
-            &q.queue,
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (q, mut consumer) = common::exclusive_consumer(&ch).await;
     let props = BasicProperties::default()
         .with_correlation_id("c")
         .with_reply_to("r");

@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::within;
-use rpc_client::{BasicConsumeOptions, BasicProperties, Connection, Error, QueueDeclareOptions};
+use rpc_client::{BasicProperties, Connection, Error};
 
 fn tls_dir() -> PathBuf {
     let dir =
@@ -34,26 +34,7 @@ async fn connect_tls(uri: &str) -> Connection {
 
 async fn round_trip(conn: &Connection) {
     let ch = conn.open_channel().await.unwrap();
-    let q = ch
-        .queue_declare(
-            "",
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let mut consumer = ch
-        .basic_consume(
-            &q.queue,
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (q, mut consumer) = common::exclusive_consumer(&ch).await;
     let big = vec![7u8; 300_000];
     ch.basic_publish("", &q.queue, false, &BasicProperties::default(), &big)
         .unwrap();

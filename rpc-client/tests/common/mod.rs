@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use rpc_client::{Channel, Connection};
+use rpc_client::{
+    BasicConsumeOptions, Channel, Connection, Consumer, QueueDeclareOk, QueueDeclareOptions,
+};
 
 /// The broker the tests use: `AMQP_URI`, or the local RabbitMQ with guest/guest.
 pub fn uri() -> String {
@@ -26,6 +28,32 @@ pub async fn connect_uri(uri: &str) -> Connection {
 
 pub async fn channel(conn: &Connection) -> Channel {
     conn.open_channel().await.expect("open channel")
+}
+
+/// An exclusive, server-named queue on `ch` and a no-ack consumer of it: the round-trip set-up
+/// most tests share.
+pub async fn exclusive_consumer(ch: &Channel) -> (QueueDeclareOk, Consumer) {
+    let q = ch
+        .queue_declare(
+            "",
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("declare an exclusive queue");
+    let consumer = ch
+        .basic_consume(
+            &q.queue,
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("consume it");
+    (q, consumer)
 }
 
 /// A name no other test (or run) uses.
