@@ -297,7 +297,7 @@ impl RpcServer {
                 Some(_) = in_flight.join_next() => {}
                 delivery = self.consumer.recv() => match delivery {
                     Ok(delivery) => {
-                        in_flight.spawn(serve_one(
+                        let mut request = Box::pin(serve_one(
                             self.channel.clone(),
                             Arc::clone(&self.handler),
                             Arc::clone(&self.stats),
@@ -308,6 +308,14 @@ impl RpcServer {
                             self.config.max_body,
                             delivery,
                         ));
+                        // Most requests (every fib below the blocking threshold) are answered,
+                        // replied to and acked in their first poll: run that here, and spawn a
+                        // task only for a request that has to wait. Measured at C=64: no task
+                        // per request saves the server ~1 µs of its ~7 µs per call (the task's
+                        // 2 KB future was copied into its cell and its stages, and scheduled).
+                        if poll_once(request.as_mut()).await.is_pending() {
+                            in_flight.spawn(request);
+                        }
                     }
                     Err(source) => break Some(source),
                 },
@@ -512,6 +520,13 @@ async fn reply_direct(
             "no reply connection; the request stays unacked"
         ),
     }
+}
+
+/// Polls `future` once with the caller's context: `Ready(())` if it finished, `Pending` if it
+/// has to wait (a later spawn polls it again with the task's own waker, so the caller's waker,
+/// registered here, can only cause one spurious wake-up).
+async fn poll_once<F: Future + ?Sized>(mut future: Pin<&mut F>) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
 }
 
 /// Polls a handler's future, turning a panic into `Err(payload)`.
