@@ -22,8 +22,8 @@ use amqp_codec as codec;
 use crate::connection::shared::{lock, ChannelEntry, Shared};
 use crate::connection::Handle;
 use crate::error::{Error, Result, REPLY_SUCCESS};
-use crate::message::{Confirmation, Consumer, GetMessage, Returns};
-use state::{ChannelState, ConsumerSlot, Pending, Reply, Status};
+use crate::message::{Confirmation, Consumer, Delivery, GetMessage, Returns};
+use state::{ChannelState, ConsumerSink, ConsumerSlot, Pending, Reply, Status};
 
 /// Options of `queue.declare`.
 #[derive(Debug, Clone, Default)]
@@ -449,7 +449,7 @@ impl Channel {
             ..Default::default()
         };
         let slot = ConsumerSlot {
-            tx,
+            sink: ConsumerSink::Queue(tx),
             no_ack: options.no_ack,
         };
         let no_ack = options.no_ack;
@@ -466,6 +466,46 @@ impl Channel {
                     no_ack,
                 }),
             }),
+            other => Err(unexpected_reply(other)),
+        }
+    }
+
+    /// `basic.consume` with no [`Consumer`] in between: the connection's reader task calls
+    /// `on_delivery` with each delivery as soon as it is decoded, in order, and at the end once
+    /// with the reason the consumer ended (cancelled, channel or connection closed). Returns the
+    /// consumer tag.
+    ///
+    /// For a consumer whose work per message is a few non-blocking steps (the RPC client's
+    /// reply path: look up the correlation id, complete the caller's oneshot): it saves a queue
+    /// push and pop and a task wake-up per message. `on_delivery` runs on the reader task with the
+    /// channel's state locked, so it must be quick and must not call into this connection
+    /// (publish, ack, …): a [`Consumer`] is the right tool for anything else.
+    pub(crate) async fn basic_consume_inline(
+        &self,
+        queue: &str,
+        options: BasicConsumeOptions,
+        on_delivery: impl FnMut(Result<Delivery>) + Send + 'static,
+    ) -> Result<String> {
+        let m = BasicConsume {
+            queue: queue.into(),
+            consumer_tag: options.consumer_tag.as_str().into(),
+            no_local: options.no_local,
+            no_ack: options.no_ack,
+            exclusive: options.exclusive,
+            arguments: options.arguments,
+            ..Default::default()
+        };
+        let slot = ConsumerSlot {
+            sink: ConsumerSink::Inline(Box::new(on_delivery)),
+            no_ack: options.no_ack,
+        };
+        match self
+            .call(m.into(), expect!(BasicConsumeOk), Some(slot), |_| {})
+            .await?
+        {
+            Reply::Method(Method::BasicConsumeOk(ok)) => {
+                Ok(ok.consumer_tag.to_string_lossy().into_owned())
+            }
             other => Err(unexpected_reply(other)),
         }
     }

@@ -55,9 +55,42 @@ pub(crate) struct Pending {
 /// Where one consumer's deliveries go.
 #[derive(Debug)]
 pub(crate) struct ConsumerSlot {
-    pub tx: mpsc::UnboundedSender<ConsumerItem>,
+    pub sink: ConsumerSink,
     /// Deliveries need no ack: nothing to give back if the consumer is gone.
     pub no_ack: bool,
+}
+
+/// A consumer's receiving end.
+pub(crate) enum ConsumerSink {
+    /// A [`crate::Consumer`]'s queue, read by the application's task.
+    Queue(mpsc::UnboundedSender<ConsumerItem>),
+    /// A function the reader task calls with each delivery, in order, and finally with the
+    /// reason the consumer ended (see [`crate::Channel::basic_consume_inline`]). It runs while
+    /// the channel's state is locked, so it must not call into the connection; the RPC client
+    /// uses it to complete its correlation map with no task hop per reply.
+    Inline(Box<dyn FnMut(ConsumerItem) + Send>),
+}
+
+impl ConsumerSink {
+    /// Hands `item` over; false when the receiving end is gone.
+    pub(crate) fn send(&mut self, item: ConsumerItem) -> bool {
+        match self {
+            ConsumerSink::Queue(tx) => tx.send(item).is_ok(),
+            ConsumerSink::Inline(f) => {
+                f(item);
+                true
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ConsumerSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConsumerSink::Queue(tx) => f.debug_tuple("Queue").field(tx).finish(),
+            ConsumerSink::Inline(_) => f.write_str("Inline(..)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -195,8 +228,8 @@ impl ChannelState {
         for p in self.pending.drain(..) {
             let _ = p.reply.send(Err(e.clone()));
         }
-        for (_, c) in self.consumers.drain() {
-            let _ = c.tx.send(Err(e.clone()));
+        for (_, mut c) in self.consumers.drain() {
+            c.sink.send(Err(e.clone()));
         }
         if let Some(c) = &mut self.confirms {
             c.fail(&e);
@@ -308,9 +341,9 @@ impl ChannelState {
             // The broker expects no cancel-ok.
             Method::BasicCancel(cancel) => {
                 let tag = cancel.consumer_tag.clone().into_bytes();
-                if let Some(c) = self.consumers.remove(&tag) {
-                    let _ =
-                        c.tx.send(Err(Error::ConsumerCancelled(text(&cancel.consumer_tag))));
+                if let Some(mut c) = self.consumers.remove(&tag) {
+                    c.sink
+                        .send(Err(Error::ConsumerCancelled(text(&cancel.consumer_tag))));
                 }
                 Ok(Outcome::Nothing)
             }
@@ -322,9 +355,9 @@ impl ChannelState {
                 if let Method::BasicCancelOk(ok) = &other {
                     // End the consumer here: after cancel-ok no delivery for it can follow.
                     let tag = ok.consumer_tag.clone().into_bytes();
-                    if let Some(c) = self.consumers.remove(&tag) {
-                        let _ =
-                            c.tx.send(Err(Error::ConsumerCancelled(text(&ok.consumer_tag))));
+                    if let Some(mut c) = self.consumers.remove(&tag) {
+                        c.sink
+                            .send(Err(Error::ConsumerCancelled(text(&ok.consumer_tag))));
                     }
                 }
                 if let Method::ChannelOpenOk(_) = &other {
@@ -395,10 +428,10 @@ impl ChannelState {
                     properties,
                     body,
                 };
-                match self.consumers.get(&key) {
+                match self.consumers.get_mut(&key) {
                     Some(c) => {
                         let tag = delivery.delivery_tag;
-                        if c.tx.send(Ok(delivery)).is_err() && !c.no_ack {
+                        if !c.sink.send(Ok(delivery)) && !c.no_ack {
                             // The Consumer was dropped (its basic.cancel is on the way): give the
                             // message back to the queue rather than leave it unacknowledged.
                             return Ok(Outcome::Send(Frame::Method(
@@ -605,7 +638,7 @@ mod tests {
             expect: &[(60, 21)],
             reply: tx,
             consumer: Some(ConsumerSlot {
-                tx: ctx,
+                sink: ConsumerSink::Queue(ctx),
                 no_ack: false,
             }),
         });

