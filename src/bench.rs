@@ -2,8 +2,9 @@
 //! latency histogram, the client's CPU time per call and its peak RSS; `--raw` instead measures what the broker
 //! itself sustains (publish + consume through one queue). `bench/compare.py` runs it against the peers.
 //!
-//! The client runs on a current-thread tokio runtime: the connection's reader and writer tasks, the reply
-//! dispatcher and the callers then share one thread, so a reply wakes its caller without a cross-thread wake-up,
+//! The client runs on a current-thread tokio runtime: the connection's reader task (which matches replies to
+//! their calls), its writer task and the callers then share one thread, so a reply wakes its caller without a
+//! cross-thread wake-up,
 //! and the other core stays free for the broker (on a 2-core machine every cycle the client saves is the broker's).
 
 use std::process::ExitCode;

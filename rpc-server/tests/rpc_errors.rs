@@ -373,3 +373,51 @@ async fn hostile_reply_to_does_not_kill_the_server() {
     assert_eq!(depth.message_count, 0);
     server.stop().await.unwrap();
 }
+
+/// Replies are matched on the connection's reader task; when the reply consumer ends (here: the
+/// broker cancels it because its queue was deleted) every waiting call must fail at once with the
+/// reason, not sit until its timeout, and later calls must fail at once too.
+#[tokio::test]
+async fn a_lost_reply_queue_fails_waiting_and_later_calls_at_once() {
+    require_broker();
+    let queue = unique("rpc-noreply");
+    let _guard = QueueGuard(queue.clone());
+    let (_conn, ch) = raw_channel().await;
+    declare(&ch, &queue).await;
+    let client = client(&queue).await;
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        let queue = queue.clone();
+        async move { client.call_raw(&queue, "30").await }
+    });
+    within("call registered", STEP, async {
+        while client.in_flight() < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    // The reply queue is exclusive: only the client's own connection may delete it.
+    let own = client.connection().open_channel().await.unwrap();
+    let started = Instant::now();
+    own.queue_delete(client.reply_to(), false, false)
+        .await
+        .unwrap();
+    let err = within("waiting call fails", STEP, waiting)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "failed after {:?}: the call waited for its timeout",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&err, RpcError::ConnectionLost(e) if e.to_string().contains("cancel")),
+        "{err:?}"
+    );
+    let later = within("later call", STEP, client.call_raw(&queue, "1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(later, RpcError::ConnectionLost(_)), "{later:?}");
+    assert_eq!(client.in_flight(), 0);
+}

@@ -340,3 +340,51 @@ async fn requests_still_running_when_the_grace_period_ends_go_to_another_server(
     );
     other.stop().await.unwrap();
 }
+
+/// Requests whose handler answers at once are answered in place by the serve loop; one that has to
+/// wait gets a task of its own. Neither kind may hold up the other: with prefetch 8, six quick
+/// requests sent after two slow ones are all answered while the slow ones still wait, and every
+/// reply reaches its own caller.
+#[tokio::test]
+async fn quick_requests_are_not_held_up_by_waiting_ones() {
+    require_broker();
+    let queue = unique("rpc-mixed");
+    let _guard = QueueGuard(queue.clone());
+    let handler = |req: Request| async move {
+        if req.body.starts_with(b"slow") {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        Ok::<_, std::io::Error>(req.body)
+    };
+    let server = serve(RpcServer::builder().queue(&queue).prefetch(8), handler).await;
+    let client = client(&queue).await;
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut calls = Vec::new();
+    for body in ["slow-1", "slow-2", "q-1", "q-2", "q-3", "q-4", "q-5", "q-6"] {
+        let (c, done) = (client.clone(), done_tx.clone());
+        calls.push(tokio::spawn(async move {
+            let reply = c.call(body).await;
+            let _ = done.send(body);
+            (body, reply)
+        }));
+        if body == "slow-2" {
+            // The slow ones are taken first.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for call in calls {
+        let (body, reply) = within("call", STEP, call).await.unwrap();
+        assert_eq!(reply.unwrap(), body, "a reply reached the wrong caller");
+    }
+    drop(done_tx);
+    let mut order = Vec::new();
+    while let Some(body) = done_rx.recv().await {
+        order.push(body);
+    }
+    assert_eq!(order.len(), 8);
+    assert!(
+        order[..6].iter().all(|b| b.starts_with("q-")),
+        "quick requests waited for slow ones: {order:?}"
+    );
+    server.stop().await.unwrap();
+}

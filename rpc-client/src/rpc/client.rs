@@ -142,7 +142,7 @@ impl RpcClientBuilder {
             )
             .await?;
         let returns = channel.returns();
-        let dispatcher = tokio::spawn(route_returns(returns, Arc::clone(&pending)));
+        let returns_task = tokio::spawn(route_returns(returns, Arc::clone(&pending)));
         tracing::debug!(reply_to = %reply_to, mode = ?self.reply_mode, "RPC client ready");
         Ok(RpcClient {
             inner: Arc::new(Inner {
@@ -150,7 +150,7 @@ impl RpcClientBuilder {
                 channel,
                 reply_to,
                 pending,
-                dispatcher,
+                returns_task,
                 config: self,
             }),
         })
@@ -189,13 +189,13 @@ struct Inner {
     channel: Channel,
     reply_to: String,
     pending: Arc<Pending>,
-    dispatcher: JoinHandle<()>,
+    returns_task: JoinHandle<()>,
     config: RpcClientBuilder,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.dispatcher.abort();
+        self.returns_task.abort();
     }
 }
 
@@ -250,7 +250,7 @@ impl RpcClient {
         }
         let reply = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(outcome)) => outcome?,
-            // The dispatcher is gone without closing the map: the client is being dropped.
+            // The waiter was dropped without the map being closed: the client is being dropped.
             Ok(Err(_)) => return Err(RpcError::Closed),
             Err(_) => {
                 drop(guard);
