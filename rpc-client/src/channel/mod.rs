@@ -439,35 +439,19 @@ impl Channel {
         options: BasicConsumeOptions,
     ) -> Result<Consumer> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let m = BasicConsume {
-            queue: queue.into(),
-            consumer_tag: options.consumer_tag.as_str().into(),
-            no_local: options.no_local,
-            no_ack: options.no_ack,
-            exclusive: options.exclusive,
-            arguments: options.arguments,
-            ..Default::default()
-        };
-        let slot = ConsumerSlot {
-            sink: ConsumerSink::Queue(tx),
-            no_ack: options.no_ack,
-        };
         let no_ack = options.no_ack;
-        match self
-            .call(m.into(), expect!(BasicConsumeOk), Some(slot), |_| {})
-            .await?
-        {
-            Reply::Method(Method::BasicConsumeOk(ok)) => Ok(Consumer {
-                tag: ok.consumer_tag.to_string_lossy().into_owned(),
-                rx,
-                ended: None,
-                cancel_on_drop: Some(CancelOnDrop {
-                    channel: Arc::downgrade(&self.inner),
-                    no_ack,
-                }),
+        let tag = self
+            .consume(queue, options, ConsumerSink::Queue(tx))
+            .await?;
+        Ok(Consumer {
+            tag,
+            rx,
+            ended: None,
+            cancel_on_drop: Some(CancelOnDrop {
+                channel: Arc::downgrade(&self.inner),
+                no_ack,
             }),
-            other => Err(unexpected_reply(other)),
-        }
+        })
     }
 
     /// `basic.consume` with no [`Consumer`] in between: the connection's reader task calls
@@ -486,6 +470,22 @@ impl Channel {
         options: BasicConsumeOptions,
         on_delivery: impl FnMut(Result<Delivery>) + Send + 'static,
     ) -> Result<String> {
+        self.consume(queue, options, ConsumerSink::Inline(Box::new(on_delivery)))
+            .await
+    }
+
+    /// Sends `basic.consume`; the reader installs `sink` when consume-ok names the tag, before
+    /// any delivery for it can be read. Returns the tag.
+    async fn consume(
+        &self,
+        queue: &str,
+        options: BasicConsumeOptions,
+        sink: ConsumerSink,
+    ) -> Result<String> {
+        let slot = ConsumerSlot {
+            sink,
+            no_ack: options.no_ack,
+        };
         let m = BasicConsume {
             queue: queue.into(),
             consumer_tag: options.consumer_tag.as_str().into(),
@@ -494,10 +494,6 @@ impl Channel {
             exclusive: options.exclusive,
             arguments: options.arguments,
             ..Default::default()
-        };
-        let slot = ConsumerSlot {
-            sink: ConsumerSink::Inline(Box::new(on_delivery)),
-            no_ack: options.no_ack,
         };
         match self
             .call(m.into(), expect!(BasicConsumeOk), Some(slot), |_| {})
