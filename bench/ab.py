@@ -58,7 +58,7 @@ def main():
             time.sleep(0.2)
     print(f'{args.rounds} alternating rounds of {args.calls} calls, C={args.inflight}, prefetch {args.inflight}; '
           'medians (server CPU from /proc: 10 ms ticks, so steps of '
-          f'{1e4 / args.calls * 1e3:.2f} µs/call)')
+          f'{1e4 / args.calls:.2f} µs/call)')
     for name, rs in results.items():
         med = {k: statistics.median(r[k] for r in rs) for k in ('rate', 'server', 'client', 'p50')}
         print(f"{name:>12}: {med['rate']:9,.0f} calls/s  server {med['server']:6.2f} µs/call  "

@@ -78,6 +78,9 @@ def impls():
         },
         'lapin': rust_peer('lapin'),
         'amqprs': rust_peer('amqprs'),
+        # Not a peer: the floor of a sequential call (bench/floor-rpc: blocking socket, one thread, request
+        # pre-encoded, one write and blocking reads per call), so the table shows what no client can beat here.
+        'floor': rust_peer('floor'),
         'pika': {
             # The tutorial's server is fixed at prefetch 1, so pika appears in the sequential row only.
             'server': lambda prefetch: [sys.executable, pika_server],
@@ -260,7 +263,7 @@ def measure(name, impl, row, args):
 def rows(args):
     all_rows = {
         'seq': dict(title=f'sequential: C=1, prefetch 1, {args.seq_calls} calls', kind='rpc', calls=args.seq_calls,
-                    inflight=1, prefetch=1, impls=['ours', 'lapin', 'amqprs', 'pika']),
+                    inflight=1, prefetch=1, impls=['ours', 'lapin', 'amqprs', 'pika', 'floor']),
         'pipe64': dict(title=f'pipelined: C=64, prefetch 64, {args.pipe_calls} calls', kind='rpc',
                        calls=args.pipe_calls, inflight=64, prefetch=64, impls=['ours', 'lapin', 'amqprs']),
         'pipe256': dict(title=f'pipelined: C=256, prefetch 64, {args.pipe_calls} calls', kind='rpc',
@@ -390,6 +393,15 @@ def verdicts(summaries):
         if 'pika' in seq:
             r = seq['ours']['p50_us'] / seq['pika']['p50_us']
             check("sequential p50 ≤ 0.6× pika's", r <= 0.6, f'{r:.2f}×')
+        if 'floor' in seq and peers:
+            f = seq['floor']
+            best = min(p['p50_us'] for p in peers)
+            best_cpu = min(p['cpu_us_per_call'] for p in peers)
+            out.append(f'- the floor (bench/floor-rpc, blocking client and server, no runtime): p50 '
+                       f'{f["p50_us"]:,.0f} µs = {f["p50_us"] / best:.2f}× the faster peer\'s, client CPU '
+                       f'{f["cpu_us_per_call"]:.1f} µs/call = {f["cpu_us_per_call"] / best_cpu:.2f}× theirs; ours is '
+                       f'{seq["ours"]["p50_us"] / f["p50_us"]:.2f}× and {seq["ours"]["cpu_us_per_call"] / f["cpu_us_per_call"]:.2f}× '
+                       'the floor')
     pipe = summaries.get('pipe64', {})
     if 'ours' in pipe:
         peers = [pipe[p] for p in PEERS if p in pipe]
