@@ -10,6 +10,10 @@ reports medians, so a change of machine load hits every implementation alike. Ea
 process (the implementation's own server: `amqp-rpc serve`, lapin-rpc server, amqprs-rpc server, the tutorial's
 tests/pika/rpc_server.py), started on a freshly deleted `rpc_queue` and killed afterwards.
 
+`floor` (bench/floor-rpc) is not a peer but a bound: client and server on blocking sockets in one thread each, no
+runtime, the request encoded once, one write per call (per batch when pipelined) and blocking reads. What it
+reaches is about the best any client and server can do against this broker on this machine.
+
 Measured per run: calls/s and latency percentiles (the client's HDR histogram), the client's CPU per call
 (getrusage, reported by the client), the server's CPU per call and the broker's CPU per call (utime+stime of the
 server process and of beam.smp from /proc, sampled around the client run), peak client RSS.
@@ -265,7 +269,7 @@ def rows(args):
         'seq': dict(title=f'sequential: C=1, prefetch 1, {args.seq_calls} calls', kind='rpc', calls=args.seq_calls,
                     inflight=1, prefetch=1, impls=['ours', 'lapin', 'amqprs', 'pika', 'floor']),
         'pipe64': dict(title=f'pipelined: C=64, prefetch 64, {args.pipe_calls} calls', kind='rpc',
-                       calls=args.pipe_calls, inflight=64, prefetch=64, impls=['ours', 'lapin', 'amqprs']),
+                       calls=args.pipe_calls, inflight=64, prefetch=64, impls=['ours', 'lapin', 'amqprs', 'floor']),
         'pipe256': dict(title=f'pipelined: C=256, prefetch 64, {args.pipe_calls} calls', kind='rpc',
                         calls=args.pipe_calls, inflight=256, prefetch=64, impls=['ours', 'lapin', 'amqprs']),
         'raw': dict(title=f'broker ceiling: publish + consume through one queue, {args.raw_msgs} msgs of 16 bytes',
@@ -416,6 +420,12 @@ def verdicts(summaries):
         if oc is not None:
             check('C=64 within 80% of the broker-bound ceiling', oc >= 0.8,
                   f'{100 * oc:.0f}% of {pipe["ours"]["ceiling_per_sec"]:,.0f} calls/s')
+        f = pipe.get('floor')
+        if f and f.get('of_ceiling') is not None:
+            out.append(f'- the floor at C=64: {f["calls_per_sec"]:,.0f} calls/s, {100 * f["of_ceiling"]:.0f}% of its '
+                       f'ceiling, client {f["cpu_us_per_call"]:.1f} + server '
+                       f'{fmt(f.get("server_cpu_us_per_call"), 1)} µs/call (ours: '
+                       f'{pipe["ours"]["cpu_us_per_call"]:.1f} + {fmt(pipe["ours"].get("server_cpu_us_per_call"), 1)})')
     rss = summaries.get('rss10k', {}).get('C=10000')
     if rss:
         mb = rss['peak_rss_bytes'] / 2**20
@@ -510,7 +520,10 @@ def main():
              f'medians of {args.rounds} alternating rounds; load average {load_start:.2f} at start, '
              f'{load1():.2f} at end; {time.time() - started:.0f} s.', '',
              '`×best peer` compares with the better of lapin and amqprs in that column. `of ceiling` is calls/s '
-             'divided by cores / (broker CPU per call): what the broker could do with every core to itself.', '']
+             'divided by cores / (broker CPU per call): what the broker could do with every core to itself. '
+             '`floor` is not a peer: bench/floor-rpc, a blocking single-threaded client and server with no runtime '
+             'and almost no user-space work, i.e. about the least any implementation can cost on this machine and '
+             'broker.', '']
     for key, row in plan:
         if key not in summaries:
             continue
