@@ -30,7 +30,7 @@
 //! to one output buffer. After the batch it issues ONE `write_all` to the socket and only then
 //! flushes stdout, so the print stays off the reply's path; with one request per read (C = 1) that
 //! is still one socket write per request. Buffers are reused: the request and reply paths allocate
-//! nothing per call of their own (the codec itself may, e.g. for the header's properties).
+//! nothing per call of their own (the codec decodes by slicing the read buffer, not copying it).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
