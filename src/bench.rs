@@ -17,8 +17,8 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use rpc_client::rpc::{CorrelationIds, RpcClient, RpcError, DEFAULT_URI, RPC_QUEUE};
-use rpc_client::{BasicConsumeOptions, BasicProperties, Connection, QueueDeclareOptions};
+use amqp_client::{BasicConsumeOptions, BasicProperties, Connection, QueueDeclareOptions};
+use rpc_client::{CorrelationIds, RpcClient, RpcError, DEFAULT_URI, RPC_QUEUE};
 use rpc_server::{FibService, RpcServer};
 
 /// Arguments of `amqp-rpc bench`.
@@ -230,7 +230,13 @@ async fn raw(args: &BenchArgs) -> Result<Report, BoxError> {
     let (mut published, mut received) = (0u64, 0u64);
     while received < args.calls {
         while published < args.calls && published - received < RAW_WINDOW {
-            publish.basic_publish("", &queue, false, &properties, &payload)?;
+            publish.basic_publish(
+                "",
+                &queue,
+                amqp_client::BasicPublishOptions::default(),
+                &properties,
+                &payload,
+            )?;
             published += 1;
         }
         consumer.recv().await?;

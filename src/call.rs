@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use rpc_client::rpc::{
+use amqp_client::ConnectionConfig;
+use rpc_client::{
     CallOptions, CorrelationIds, FibAnswer, ReconnectingRpcClient, RetryPolicy, RpcClient,
     DEFAULT_URI, RPC_QUEUE,
 };
-use rpc_client::ConnectionConfig;
 
 /// Arguments of `amqp-rpc call`.
 #[derive(Debug, Args)]

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use rpc_client::rpc::{Backoff, DEFAULT_URI, RPC_QUEUE};
-use rpc_client::{ConnectionConfig, FieldTable, QueueDeclareOptions};
+use amqp_client::{ConnectionConfig, FieldTable, QueueDeclareOptions};
+use rpc_client::{Backoff, DEFAULT_URI, RPC_QUEUE};
 use rpc_server::{CancellationToken, FibService, ReplyError, Request, RpcServer};
 
 /// Arguments of `amqp-rpc serve`.
@@ -28,7 +28,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = RPC_QUEUE)]
     pub queue: String,
     /// Largest n answered; larger ones get a `too-large` error reply.
-    #[arg(long, value_name = "N", default_value_t = rpc_server::request::DEFAULT_MAX_N)]
+    #[arg(long, value_name = "N", default_value_t = rpc_wire::fibonacci::DEFAULT_MAX_N)]
     pub max_n: u64,
     /// Ack a request only after the broker confirmed its reply (publisher confirms).
     #[arg(long)]

@@ -15,8 +15,8 @@
 
 use tokio::sync::Mutex;
 
+use amqp_client::{Channel, Confirm, Connection, ConnectionConfig, Error};
 use amqp_codec::BasicProperties;
-use rpc_client::{Channel, Confirm, Connection, ConnectionConfig, Error};
 
 /// Outcome of a reply to a direct reply-to address.
 #[derive(Debug)]
@@ -70,8 +70,13 @@ impl DirectReplies {
             Ok(ch) => ch,
             Err(e) => return DirectOutcome::Unavailable(e),
         };
-        let confirmed = match channel.basic_publish_confirmed("", reply_to, false, properties, body)
-        {
+        let confirmed = match channel.basic_publish_confirmed(
+            "",
+            reply_to,
+            amqp_client::BasicPublishOptions::default(),
+            properties,
+            body,
+        ) {
             Ok(confirmation) => confirmation.wait().await,
             Err(e) => Err(e),
         };

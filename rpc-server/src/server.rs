@@ -15,10 +15,10 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use amqp_client::{Channel, Connection, ConnectionConfig, Consumer, Delivery, QueueDeclareOptions};
 use amqp_codec::BasicProperties;
-use rpc_client::rpc::protocol::{is_direct_reply_to, DisplayId};
-use rpc_client::rpc::{error_reply_properties, ErrorCode, RPC_QUEUE};
-use rpc_client::{Channel, Connection, ConnectionConfig, Consumer, Delivery, QueueDeclareOptions};
+use rpc_wire::{error_reply_properties, ErrorCode, RPC_QUEUE};
+use rpc_wire::{is_direct_reply_to, DisplayId};
 
 use crate::direct_reply::{DirectOutcome, DirectReplies};
 use crate::handler::{Handler, HandlerFuture, ReplyError, Request, SharedHandler};
@@ -41,14 +41,14 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum ServerError {
     /// Connecting, declaring, consuming or replying failed at the connection level.
     #[error(transparent)]
-    Connection(#[from] rpc_client::Error),
+    Connection(#[from] amqp_client::Error),
     /// The consumer ended without a shutdown (the broker cancelled it or the connection died).
     #[error("stopped consuming {queue:?}: {source}")]
     ConsumerEnded {
         /// The queue.
         queue: String,
         /// Why.
-        source: rpc_client::Error,
+        source: amqp_client::Error,
     },
 }
 
@@ -83,7 +83,7 @@ pub struct RpcServerBuilder {
 impl Default for RpcServerBuilder {
     fn default() -> Self {
         RpcServerBuilder {
-            uri: rpc_client::rpc::DEFAULT_URI.to_owned(),
+            uri: amqp_client::DEFAULT_URI.to_owned(),
             connection: None,
             queue: RPC_QUEUE.to_owned(),
             queue_options: QueueDeclareOptions::default(),
@@ -187,15 +187,15 @@ impl RpcServerBuilder {
     /// PRECONDITION_FAILED and closes the channel: the queue is then taken as it is, checked by
     /// a passive declare on a fresh channel, and one line says what was found. A server that
     /// only consumes has no reason to insist on its own declaration.
-    async fn declare_queue(&self, connection: &Connection) -> Result<Channel, rpc_client::Error> {
+    async fn declare_queue(&self, connection: &Connection) -> Result<Channel, amqp_client::Error> {
         let channel = connection.open_channel().await?;
         let refusal = match channel
             .queue_declare(&self.queue, self.queue_options.clone())
             .await
         {
             Ok(_) => return Ok(channel),
-            Err(rpc_client::Error::ChannelClosed {
-                code: rpc_client::error::PRECONDITION_FAILED,
+            Err(amqp_client::Error::ChannelClosed {
+                code: amqp_client::error::PRECONDITION_FAILED,
                 text,
                 ..
             }) => text,
@@ -221,13 +221,15 @@ impl RpcServerBuilder {
         Ok(channel)
     }
 
-    async fn link(&self) -> Result<(Connection, Channel, Consumer), rpc_client::Error> {
+    async fn link(&self) -> Result<(Connection, Channel, Consumer), amqp_client::Error> {
         let connection = match &self.connection {
             Some(config) => Connection::connect_with(config.clone()).await?,
             None => Connection::connect(&self.uri).await?,
         };
         let channel = self.declare_queue(&connection).await?;
-        channel.basic_qos(self.prefetch, false).await?;
+        channel
+            .basic_qos(self.prefetch, amqp_client::BasicQosOptions::default())
+            .await?;
         if self.confirms {
             channel.confirm_select().await?;
         }
@@ -387,7 +389,10 @@ impl RpcServer {
         // Deliveries that raced the cancel: give them back at once rather than holding them
         // until the channel closes.
         while let Some(Ok(d)) = self.consumer.try_recv() {
-            if let Err(e) = self.channel.basic_reject(d.delivery_tag, true) {
+            if let Err(e) = self.channel.basic_reject(
+                d.delivery_tag,
+                amqp_client::BasicRejectOptions { requeue: true },
+            ) {
                 tracing::warn!(error = %e, "basic.reject failed");
             }
         }
@@ -606,23 +611,35 @@ async fn publish_reply(
     properties: &BasicProperties,
     body: &Bytes,
     confirms: bool,
-) -> Result<(), rpc_client::Error> {
+) -> Result<(), amqp_client::Error> {
     // Default exchange, routing key = reply_to, not mandatory: a caller that went away (its
     // exclusive queue deleted) is not this server's error, and a return would only be noise.
     if !confirms {
-        return channel.basic_publish("", reply_to, false, properties, body);
+        return channel.basic_publish(
+            "",
+            reply_to,
+            amqp_client::BasicPublishOptions::default(),
+            properties,
+            body,
+        );
     }
-    let confirmation = channel.basic_publish_confirmed("", reply_to, false, properties, body)?;
+    let confirmation = channel.basic_publish_confirmed(
+        "",
+        reply_to,
+        amqp_client::BasicPublishOptions::default(),
+        properties,
+        body,
+    )?;
     match confirmation.wait().await? {
-        rpc_client::Confirm::Ack => Ok(()),
-        rpc_client::Confirm::Nack => Err(rpc_client::Error::Protocol(
+        amqp_client::Confirm::Ack => Ok(()),
+        amqp_client::Confirm::Nack => Err(amqp_client::Error::Protocol(
             "broker nacked the reply".into(),
         )),
     }
 }
 
 fn ack(channel: &Channel, tag: u64) {
-    if let Err(e) = channel.basic_ack(tag, false) {
+    if let Err(e) = channel.basic_ack(tag, amqp_client::BasicAckOptions::default()) {
         tracing::error!(error = %e, delivery_tag = tag, "basic.ack failed");
     }
 }

@@ -6,13 +6,13 @@ mod common;
 
 use std::time::Duration;
 
+use amqp_client::{
+    BasicConsumeOptions, BasicProperties, Channel, Consumer, FieldTable, QueueDeclareOptions,
+};
 use bytes::Bytes;
 use common::*;
 use proptest::prelude::*;
-use rpc_client::rpc::{CorrelationIds, RpcClient};
-use rpc_client::{
-    BasicConsumeOptions, BasicProperties, Channel, Consumer, FieldTable, QueueDeclareOptions,
-};
+use rpc_client::{CorrelationIds, RpcClient};
 use rpc_server::{FibService, ReplyError, Request, RpcServer};
 
 /// A hand-made caller: an exclusive callback queue consumed with auto-ack on `ch`.
@@ -60,8 +60,14 @@ async fn round_trip(
     let props = BasicProperties::default()
         .with_reply_to(reply_to)
         .with_correlation_id(id);
-    ch.basic_publish("", queue, false, &props, body)
-        .expect("publish");
+    ch.basic_publish(
+        "",
+        queue,
+        amqp_client::BasicPublishOptions::default(),
+        &props,
+        body,
+    )
+    .expect("publish");
     let reply = within("reply", STEP, consumer.recv())
         .await
         .expect("reply delivered");
@@ -120,8 +126,8 @@ async fn binary_ids_on_answers_and_error_replies() {
         );
         if answer.is_empty() {
             assert_eq!(
-                rpc_client::rpc::error_code(&props),
-                Some(rpc_client::rpc::ErrorCode::BadRequest),
+                rpc_client::error_code(&props),
+                Some(rpc_client::ErrorCode::BadRequest),
                 "{reply:?}"
             );
         } else {
