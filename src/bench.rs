@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use rpc_client::rpc::{RpcClient, RpcError, DEFAULT_URI, RPC_QUEUE};
+use rpc_client::rpc::{CorrelationIds, RpcClient, RpcError, DEFAULT_URI, RPC_QUEUE};
 use rpc_client::{BasicConsumeOptions, BasicProperties, Connection, QueueDeclareOptions};
 use rpc_server::{FibService, RpcServer};
 
@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// Receive replies by RabbitMQ's direct reply-to instead of a declared callback queue.
     #[arg(long)]
     pub direct_reply_to: bool,
+    /// Correlation ids as the uuid's 16 raw bytes instead of its 36-character text.
+    #[arg(long)]
+    pub binary_ids: bool,
     /// Measure the broker's ceiling: publish and consume 16-byte messages through one queue, msgs/s.
     #[arg(long)]
     pub raw: bool,
@@ -133,6 +136,11 @@ async fn calls(args: &BenchArgs) -> Result<Report, BoxError> {
         .uri(args.uri.as_str())
         .queue(args.queue.as_str())
         .direct_reply_to(args.direct_reply_to)
+        .correlation_ids(if args.binary_ids {
+            CorrelationIds::UuidBinary
+        } else {
+            CorrelationIds::UuidText
+        })
         .connect()
         .await?;
     let body = Bytes::from(args.fib.to_string());

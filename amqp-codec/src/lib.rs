@@ -30,6 +30,7 @@
 
 pub mod content;
 pub mod error;
+pub mod escape;
 pub mod frame;
 pub mod method;
 pub mod properties;
@@ -40,6 +41,7 @@ pub use content::{
     encode_message, encode_publish, message_frames, Assembled, Message, MessageAssembler,
 };
 pub use error::{DecodeError, EncodeError};
+pub use escape::Escaped;
 pub use frame::{
     check, Frame, FrameDecoder, ProtocolHeader, Status, DEFAULT_FRAME_MAX, FRAME_END,
     FRAME_MIN_SIZE, PROTOCOL_HEADER,

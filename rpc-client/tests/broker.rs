@@ -514,12 +514,12 @@ async fn publisher_confirms_ack_and_nack() {
     );
     // Unconfirmed-style publishes count too; a burst is acked (often with `multiple`).
     ch.queue_purge(&q).await.unwrap();
-    ch.basic_publish("", &unique("nowhere"), false, &props, b"x")
+    ch.basic_publish("", unique("nowhere"), false, &props, b"x")
         .unwrap();
     let mut burst = Vec::new();
     for _ in 0..200 {
         burst.push(
-            ch.basic_publish_confirmed("", &unique("nowhere"), true, &props, b"y")
+            ch.basic_publish_confirmed("", unique("nowhere"), true, &props, b"y")
                 .unwrap(),
         );
     }

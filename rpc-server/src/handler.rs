@@ -27,14 +27,19 @@ pub struct Request {
 }
 
 impl Request {
-    /// The request's `correlation_id`, when present and UTF-8.
-    pub fn correlation_id(&self) -> Option<&str> {
-        self.properties.correlation_id.as_ref()?.as_str()
+    /// The request's `correlation_id`, byte for byte. AMQP short strings are octets, not text
+    /// (RabbitMQ's Erlang client sends a 16-byte binary uuid); print one with
+    /// [`DisplayId`](rpc_client::rpc::protocol::DisplayId).
+    pub fn correlation_id(&self) -> Option<&[u8]> {
+        self.properties
+            .correlation_id
+            .as_ref()
+            .map(|s| s.as_bytes())
     }
 
-    /// The request's `reply_to`, when present and UTF-8.
-    pub fn reply_to(&self) -> Option<&str> {
-        self.properties.reply_to.as_ref()?.as_str()
+    /// The request's `reply_to`, byte for byte.
+    pub fn reply_to(&self) -> Option<&[u8]> {
+        self.properties.reply_to.as_ref().map(|s| s.as_bytes())
     }
 }
 

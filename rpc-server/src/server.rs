@@ -16,10 +16,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use amqp_codec::BasicProperties;
+use rpc_client::rpc::protocol::{is_direct_reply_to, DisplayId};
 use rpc_client::rpc::{error_reply_properties, ErrorCode, RPC_QUEUE};
 use rpc_client::{Channel, Connection, ConnectionConfig, Consumer, Delivery, QueueDeclareOptions};
 
-use crate::direct_reply::{is_direct_reply_to, DirectOutcome, DirectReplies};
+use crate::direct_reply::{DirectOutcome, DirectReplies};
 use crate::handler::{Handler, HandlerFuture, ReplyError, Request, SharedHandler};
 
 /// Default `basic.qos` prefetch: 1, as in the tutorial (fair dispatch between servers).
@@ -180,15 +181,52 @@ impl RpcServerBuilder {
         })
     }
 
+    /// Declares the request queue as configured and returns the channel to consume it on. If
+    /// the queue already exists with other properties (another tutorial declared `rpc_queue`
+    /// durable, or as a quorum queue, or with a TTL), the broker refuses the declaration with 406
+    /// PRECONDITION_FAILED and closes the channel: the queue is then taken as it is, checked by
+    /// a passive declare on a fresh channel, and one line says what was found. A server that
+    /// only consumes has no reason to insist on its own declaration.
+    async fn declare_queue(&self, connection: &Connection) -> Result<Channel, rpc_client::Error> {
+        let channel = connection.open_channel().await?;
+        let refusal = match channel
+            .queue_declare(&self.queue, self.queue_options.clone())
+            .await
+        {
+            Ok(_) => return Ok(channel),
+            Err(rpc_client::Error::ChannelClosed {
+                code: rpc_client::error::PRECONDITION_FAILED,
+                text,
+                ..
+            }) => text,
+            Err(e) => return Err(e),
+        };
+        let channel = connection.open_channel().await?;
+        let found = channel
+            .queue_declare(
+                &self.queue,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        tracing::warn!(
+            queue = %self.queue,
+            messages = found.message_count,
+            consumers = found.consumer_count,
+            "the queue exists with other properties than this server's ({}); consuming it as it is",
+            amqp_codec::Escaped(refusal.as_bytes()),
+        );
+        Ok(channel)
+    }
+
     async fn link(&self) -> Result<(Connection, Channel, Consumer), rpc_client::Error> {
         let connection = match &self.connection {
             Some(config) => Connection::connect_with(config.clone()).await?,
             None => Connection::connect(&self.uri).await?,
         };
-        let channel = connection.open_channel().await?;
-        channel
-            .queue_declare(&self.queue, self.queue_options.clone())
-            .await?;
+        let channel = self.declare_queue(&connection).await?;
         channel.basic_qos(self.prefetch, false).await?;
         if self.confirms {
             channel.confirm_select().await?;
@@ -396,14 +434,20 @@ async fn serve_one(
         properties: delivery.properties,
         redelivered: delivery.redelivered,
     };
-    let correlation_id = request.correlation_id().map(str::to_owned);
+    // Both are echoed byte for byte: a short string is octets, not text, and a reply whose id
+    // differs by one byte matches no call.
+    let correlation_id = request.properties.correlation_id.clone();
+    let shown_id = correlation_id
+        .as_ref()
+        .map_or(DisplayId(b"-"), |id| DisplayId(id.as_bytes()));
     let Some(reply_to) = request
-        .reply_to()
+        .properties
+        .reply_to
+        .clone()
         .filter(|r| !r.is_empty())
-        .map(str::to_owned)
     else {
         tracing::warn!(
-            correlation_id = correlation_id.as_deref().unwrap_or("-"),
+            correlation_id = %shown_id,
             "request without reply_to: nowhere to answer; acked and dropped"
         );
         stats.unanswerable.fetch_add(1, Ordering::Relaxed);
@@ -441,47 +485,47 @@ async fn serve_one(
     let (properties, body) = match outcome {
         Ok(body) => {
             stats.answered.fetch_add(1, Ordering::Relaxed);
-            let mut props = BasicProperties::default();
-            if let Some(id) = &correlation_id {
-                props = props.with_correlation_id(id.as_str());
-            }
+            let props = BasicProperties {
+                correlation_id,
+                ..BasicProperties::default()
+            };
             (props, body)
         }
         Err(e) => {
             tracing::warn!(
                 code = %e.code,
-                correlation_id = correlation_id.as_deref().unwrap_or("-"),
-                reply_to = %reply_to,
+                correlation_id = %shown_id,
+                reply_to = %DisplayId(reply_to.as_bytes()),
                 "bad request: {}",
                 e.message
             );
             stats.errors.fetch_add(1, Ordering::Relaxed);
             (
-                error_reply_properties(correlation_id.as_deref(), &e.code),
+                error_reply_properties(correlation_id.as_ref(), &e.code),
                 Bytes::from(e.message.into_owned()),
             )
         }
     };
-    if let Some(direct) = direct.filter(|_| is_direct_reply_to(&reply_to)) {
+    if let Some(direct) = direct.filter(|_| is_direct_reply_to(reply_to.as_bytes())) {
         // Boxed: the direct reply-to path's future would otherwise make every request's task 5.5 KB
         // instead of 2.1 KB (a copy into the task and an allocation per request).
         return Box::pin(reply_direct(
             &channel,
             &direct,
             tag,
-            &reply_to,
+            reply_to.as_bytes(),
             &properties,
             &body,
         ))
         .await;
     }
-    match publish_reply(&channel, &reply_to, &properties, &body, confirms).await {
+    match publish_reply(&channel, reply_to.as_bytes(), &properties, &body, confirms).await {
         Ok(()) => ack(&channel, tag),
         // Not acked: the request goes back to the queue when the channel closes, and another
         // (or this, restarted) server answers it. Duplicate answers are dropped by the client.
         Err(e) => tracing::error!(
             error = %e,
-            reply_to = %reply_to,
+            reply_to = %DisplayId(reply_to.as_bytes()),
             "could not publish the reply; the request stays unacked"
         ),
     }
@@ -493,7 +537,7 @@ async fn reply_direct(
     channel: &Channel,
     direct: &DirectReplies,
     tag: u64,
-    reply_to: &str,
+    reply_to: &[u8],
     properties: &BasicProperties,
     body: &[u8],
 ) {
@@ -508,7 +552,7 @@ async fn reply_direct(
         DirectOutcome::Refused(e) => {
             tracing::warn!(
                 error = %e,
-                reply_to,
+                reply_to = %DisplayId(reply_to),
                 "the broker refused the reply to this direct reply-to address (forged or stale); \
                  request acked without a reply"
             );
@@ -516,7 +560,7 @@ async fn reply_direct(
         }
         DirectOutcome::Unavailable(e) => tracing::error!(
             error = %e,
-            reply_to,
+            reply_to = %DisplayId(reply_to),
             "no reply connection; the request stays unacked"
         ),
     }
@@ -558,7 +602,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 
 async fn publish_reply(
     channel: &Channel,
-    reply_to: &str,
+    reply_to: &[u8],
     properties: &BasicProperties,
     body: &Bytes,
     confirms: bool,

@@ -523,7 +523,7 @@ impl Channel {
     fn publish(
         &self,
         exchange: &str,
-        routing_key: &str,
+        routing_key: impl AsRef<[u8]>,
         mandatory: bool,
         properties: &BasicProperties,
         body: &[u8],
@@ -532,7 +532,7 @@ impl Channel {
         let method: Method = BasicPublish {
             ticket: 0,
             exchange: exchange.into(),
-            routing_key: routing_key.into(),
+            routing_key: routing_key.as_ref().into(),
             mandatory,
             immediate: false,
         }
@@ -560,7 +560,7 @@ impl Channel {
     pub fn basic_publish(
         &self,
         exchange: &str,
-        routing_key: &str,
+        routing_key: impl AsRef<[u8]>,
         mandatory: bool,
         properties: &BasicProperties,
         body: &[u8],
@@ -574,7 +574,7 @@ impl Channel {
     pub fn basic_publish_confirmed(
         &self,
         exchange: &str,
-        routing_key: &str,
+        routing_key: impl AsRef<[u8]>,
         mandatory: bool,
         properties: &BasicProperties,
         body: &[u8],

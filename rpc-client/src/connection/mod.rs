@@ -1,7 +1,7 @@
 //! Connections: connect (TCP, optionally TLS), handshake, then two driver tasks.
 //!
 //! The handshake ([`handshake`]) and the per-channel rules ([`crate::channel`]) are sans-IO;
-//! this module and [`driver`] are the tokio side: sockets, timers, tasks.
+//! this module and its driver tasks are the tokio side: sockets, timers, tasks.
 
 pub mod handshake;
 

@@ -79,6 +79,7 @@ pub use client::{
 };
 pub use error::RpcError;
 pub use fibonacci::{FibAnswer, FibonacciRpcClient};
+pub use pending::CorrelationIds;
 pub use protocol::{
     error_code, error_reply_properties, ErrorCode, DIRECT_REPLY_TO, ERROR_HEADER, RPC_QUEUE,
 };

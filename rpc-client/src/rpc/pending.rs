@@ -51,9 +51,36 @@ impl Hasher for CallIdHasher {
 
 type Waiters = HashMap<u128, Waiter, BuildHasherDefault<CallIdHasher>>;
 
+/// How a client writes the correlation ids of its requests. Either way the id is a fresh uuid v4
+/// and a reply matches a call only when its `correlation_id` is the request's, byte for byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CorrelationIds {
+    /// 36 lowercase hyphenated characters, as pika's tutorial client writes `str(uuid.uuid4())`
+    /// (the default: readable in logs and captures).
+    #[default]
+    UuidText,
+    /// The uuid's 16 raw bytes, as RabbitMQ's Erlang tutorial client sends them: 20 bytes fewer
+    /// in every request and every reply. Servers must echo the id byte for byte (ours and pika's
+    /// do; one that decodes it as UTF-8 will not).
+    UuidBinary,
+}
+
+impl CorrelationIds {
+    /// The call id a reply's correlation id names in this format: anything that is not exactly
+    /// the bytes this client writes (another spelling of the same uuid included) is not an echo
+    /// of one of ours.
+    fn parse(self, correlation_id: &[u8]) -> Option<u128> {
+        match self {
+            CorrelationIds::UuidText => parse_call_id(correlation_id),
+            CorrelationIds::UuidBinary => correlation_id.try_into().ok().map(u128::from_be_bytes),
+        }
+    }
+}
+
 /// The correlation map and its counters.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
+    format: CorrelationIds,
     waiters: Mutex<Waiters>,
     /// Set once the client can no longer receive replies; later calls fail at once with it.
     closed: Mutex<Option<RpcError>>,
@@ -73,6 +100,14 @@ fn parse_call_id(correlation_id: &[u8]) -> Option<u128> {
 }
 
 impl Pending {
+    /// An empty map for ids written as `format`.
+    pub(crate) fn new(format: CorrelationIds) -> Self {
+        Pending {
+            format,
+            ..Pending::default()
+        }
+    }
+
     fn waiters(&self) -> MutexGuard<'_, Waiters> {
         // A panic while holding the lock cannot leave the map inconsistent (every operation is
         // one insert or remove), so a poisoned lock is still usable.
@@ -93,13 +128,20 @@ impl Pending {
             }
             self.waiters().insert(uuid.as_u128(), tx);
         }
-        let mut text = [0u8; 36];
-        uuid.hyphenated().encode_lower(&mut text);
+        let mut wire = [0u8; 36];
+        let len = match self.format {
+            CorrelationIds::UuidText => uuid.hyphenated().encode_lower(&mut wire).len(),
+            CorrelationIds::UuidBinary => {
+                wire[..16].copy_from_slice(uuid.as_bytes());
+                16
+            }
+        };
         Ok((
             PendingGuard {
                 pending: Arc::clone(self),
                 id: uuid.as_u128(),
-                text,
+                wire,
+                len: len as u8,
             },
             rx,
         ))
@@ -108,7 +150,10 @@ impl Pending {
     /// Hands a reply (or a returned request's error) to the caller whose correlation id it
     /// names. A reply nobody waits for is dropped and counted; returns whether a caller took it.
     pub(crate) fn complete(&self, correlation_id: &[u8], outcome: Result<Reply, RpcError>) -> bool {
-        let waiter = parse_call_id(correlation_id).and_then(|id| self.waiters().remove(&id));
+        let waiter = self
+            .format
+            .parse(correlation_id)
+            .and_then(|id| self.waiters().remove(&id));
         // A failed send means the caller's future was dropped between its last poll and now:
         // as late as a reply after a timeout.
         let taken = match waiter {
@@ -159,14 +204,16 @@ impl Pending {
 pub(crate) struct PendingGuard {
     pending: Arc<Pending>,
     id: u128,
-    /// The id as the request carries it: lowercase hyphenated, 36 ASCII bytes.
-    text: [u8; 36],
+    /// The id as the request carries it, in its first `len` bytes: 36 ASCII characters or 16
+    /// raw bytes ([`CorrelationIds`]).
+    wire: [u8; 36],
+    len: u8,
 }
 
 impl PendingGuard {
-    pub(crate) fn correlation_id(&self) -> &str {
-        // Always ASCII (written by `encode_lower`), so never the empty fallback.
-        std::str::from_utf8(&self.text).unwrap_or_default()
+    /// The request's `correlation_id`, as it goes on the wire.
+    pub(crate) fn correlation_id(&self) -> &[u8] {
+        &self.wire[..usize::from(self.len)]
     }
 }
 
@@ -189,7 +236,7 @@ mod tests {
     }
 
     fn id(guard: &PendingGuard) -> Vec<u8> {
-        guard.correlation_id().as_bytes().to_vec()
+        guard.correlation_id().to_vec()
     }
 
     #[tokio::test]
@@ -198,7 +245,7 @@ mod tests {
         let (g1, rx1) = pending.register().unwrap();
         let (g2, rx2) = pending.register().unwrap();
         assert_ne!(g1.correlation_id(), g2.correlation_id());
-        assert!(Uuid::parse_str(g1.correlation_id()).is_ok());
+        assert!(Uuid::try_parse_ascii(g1.correlation_id()).is_ok());
         assert!(pending.complete(&id(&g2), reply("2")));
         assert!(pending.complete(&id(&g1), reply("1")));
         assert_eq!(rx1.await.unwrap().unwrap().body, "1");
@@ -214,7 +261,7 @@ mod tests {
     async fn only_the_exact_id_matches() {
         let pending = Arc::new(Pending::default());
         let (g, mut rx) = pending.register().unwrap();
-        let exact = g.correlation_id().to_owned();
+        let exact = String::from_utf8(g.correlation_id().to_vec()).unwrap();
         // The same uuid written another way is not an echo of the request's id.
         let other_forms = [
             exact.to_uppercase(),
@@ -230,6 +277,31 @@ mod tests {
         assert!(pending.complete(exact.as_bytes(), reply("ok")));
         assert_eq!(rx.await.unwrap().unwrap().body, "ok");
         assert_eq!(pending.dropped(), other_forms.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn binary_ids_are_the_uuids_16_bytes_and_match_only_exactly() {
+        let pending = Arc::new(Pending::new(CorrelationIds::UuidBinary));
+        let (g, mut rx) = pending.register().unwrap();
+        let raw = g.correlation_id().to_vec();
+        assert_eq!(raw.len(), 16);
+        let uuid = Uuid::from_slice(&raw).unwrap();
+        assert_eq!(uuid.get_version_num(), 4);
+        // The text form of the same uuid, a prefix, or one more byte: not this call's id.
+        let text = uuid.hyphenated().to_string();
+        let mut longer = raw.clone();
+        longer.push(0);
+        for other in [text.as_bytes(), &raw[..15], &longer] {
+            assert!(!pending.complete(other, reply("x")));
+        }
+        assert!(rx.try_recv().is_err());
+        assert!(pending.complete(&raw, reply("ok")));
+        assert_eq!(rx.await.unwrap().unwrap().body, "ok");
+        // A text-format client does not take a binary id either.
+        let text_client = Arc::new(Pending::default());
+        let (g, _rx) = text_client.register().unwrap();
+        let uuid = Uuid::try_parse_ascii(g.correlation_id()).unwrap();
+        assert!(!text_client.complete(uuid.as_bytes(), reply("x")));
     }
 
     #[tokio::test]
@@ -250,7 +322,7 @@ mod tests {
         assert_eq!(pending.in_flight(), 10_000);
         // Answer in reverse order; every caller gets the body naming its own id.
         for (guard, _) in calls.iter().rev() {
-            let body = Bytes::copy_from_slice(guard.correlation_id().as_bytes());
+            let body = Bytes::copy_from_slice(guard.correlation_id());
             let outcome = Ok(Reply {
                 body,
                 properties: Default::default(),

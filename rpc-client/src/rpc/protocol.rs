@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use amqp_codec::{BasicProperties, FieldTable, FieldValue};
+use amqp_codec::{BasicProperties, FieldTable, FieldValue, ShortString};
 
 /// The queue tutorial six's server consumes and its client publishes to.
 pub const RPC_QUEUE: &str = "rpc_queue";
@@ -90,16 +90,73 @@ pub fn error_code(properties: &BasicProperties) -> Option<ErrorCode> {
     })
 }
 
-/// Properties of an error reply: the request's `correlation_id` (if it had one) and the
-/// [`ERROR_HEADER`] carrying `code`.
-pub fn error_reply_properties(correlation_id: Option<&str>, code: &ErrorCode) -> BasicProperties {
+/// Properties of an error reply: the request's `correlation_id` (if it had one, byte for byte)
+/// and the [`ERROR_HEADER`] carrying `code`.
+pub fn error_reply_properties(
+    correlation_id: Option<&ShortString>,
+    code: &ErrorCode,
+) -> BasicProperties {
     let mut props = BasicProperties::default()
         .with_headers(FieldTable::new().with(ERROR_HEADER, code.as_str()))
         .with_content_type("text/plain");
     if let Some(id) = correlation_id {
-        props = props.with_correlation_id(id);
+        props = props.with_correlation_id(id.clone());
     }
     props
+}
+
+/// Whether `reply_to` names a direct reply-to address as the broker rewrites it for a server
+/// (`amq.rabbitmq.reply-to.…`), as opposed to the pseudo-queue a caller consumes.
+pub fn is_direct_reply_to(reply_to: &[u8]) -> bool {
+    reply_to
+        .strip_prefix(DIRECT_REPLY_TO.as_bytes())
+        .is_some_and(|rest| rest.first() == Some(&b'.'))
+}
+
+/// An identifier from the wire (correlation id, reply-to, consumer tag, message id) made safe to
+/// print: AMQP short strings are octets, not text (RabbitMQ's Erlang client sends 16 raw bytes
+/// as its correlation id), and a hostile peer may send control characters.
+///
+/// Printable UTF-8 shows as itself; anything else shows as `hex:` and the bytes in lowercase
+/// hex, so two different ids never print the same and nothing reaches a terminal raw.
+///
+/// ```
+/// use rpc_client::rpc::protocol::DisplayId;
+/// assert_eq!(DisplayId(b"c1e5f310").to_string(), "c1e5f310");
+/// assert_eq!(DisplayId(&[0xde, 0xad, 0x00]).to_string(), "hex:dead00");
+/// assert_eq!(DisplayId(b"a\x1b[31m").to_string(), "hex:611b5b33316d");
+/// ```
+#[derive(Clone, Copy)]
+pub struct DisplayId<'a>(pub &'a [u8]);
+
+impl DisplayId<'_> {
+    /// Whether the id prints as itself (printable UTF-8, not starting with `hex:`).
+    pub fn is_text(&self) -> bool {
+        match std::str::from_utf8(self.0) {
+            Ok(s) => !s.starts_with("hex:") && !s.chars().any(char::is_control),
+            Err(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for DisplayId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_text() {
+            // Checked just above: valid UTF-8.
+            return f.write_str(std::str::from_utf8(self.0).unwrap_or_default());
+        }
+        f.write_str("hex:")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for DisplayId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 #[cfg(test)]
@@ -121,7 +178,7 @@ mod tests {
 
     #[test]
     fn error_reply_is_recognised() {
-        let props = error_reply_properties(Some("abc"), &ErrorCode::TooLarge);
+        let props = error_reply_properties(Some(&"abc".into()), &ErrorCode::TooLarge);
         assert_eq!(
             props.correlation_id.as_ref().map(|s| s.to_string()),
             Some("abc".into())
@@ -131,5 +188,32 @@ mod tests {
         let other =
             BasicProperties::default().with_headers(FieldTable::new().with(ERROR_HEADER, 5i32));
         assert!(matches!(error_code(&other), Some(ErrorCode::Other(_))));
+    }
+
+    #[test]
+    fn error_reply_keeps_a_binary_id_byte_for_byte() {
+        let id = ShortString::from(vec![0u8, 0xff, 0x80, b'\n']);
+        let props = error_reply_properties(Some(&id), &ErrorCode::BadRequest);
+        assert_eq!(props.correlation_id.as_ref(), Some(&id));
+    }
+
+    #[test]
+    fn ids_print_as_text_only_when_printable() {
+        assert_eq!(DisplayId(b"").to_string(), "");
+        assert_eq!(DisplayId("µs-1".as_bytes()).to_string(), "µs-1");
+        assert_eq!(DisplayId(b"a\rb").to_string(), "hex:610d62");
+        assert_eq!(DisplayId(&[0xff]).to_string(), "hex:ff");
+        // Text that looks like our hex form is shown as hex, so the two never collide.
+        assert_eq!(DisplayId(b"hex:ff").to_string(), "hex:6865783a6666");
+    }
+
+    #[test]
+    fn direct_reply_to_addresses() {
+        assert!(is_direct_reply_to(
+            b"amq.rabbitmq.reply-to.g1h2AA1y.0H/7Px8W=="
+        ));
+        assert!(!is_direct_reply_to(b"amq.rabbitmq.reply-to"));
+        assert!(!is_direct_reply_to(b"amq.rabbitmq.reply-tox"));
+        assert!(!is_direct_reply_to(b"amq.gen-abc"));
     }
 }
