@@ -72,6 +72,9 @@ struct Lib {
     many_per_run: bool,
     /// Its client sends 16-byte binary correlation ids (Erlang's `uuid:get_v4()`).
     binary_ids: bool,
+    /// Its server echoes any correlation id byte for byte. amqplib and the Java client hand it to
+    /// the program as a string decoded from UTF-8, so 16 random bytes come back altered.
+    echoes_binary_ids: bool,
     /// How its client prints an answer.
     got: fn(&str) -> String,
 }
@@ -92,6 +95,7 @@ const NODE: Lib = Lib {
     max_n: 78,
     many_per_run: false,
     binary_ids: false,
+    echoes_binary_ids: false,
     got: got_plain,
 };
 const JAVA: Lib = Lib {
@@ -102,6 +106,7 @@ const JAVA: Lib = Lib {
     max_n: 46,
     many_per_run: true,
     binary_ids: false,
+    echoes_binary_ids: false,
     got: got_quoted,
 };
 const GO: Lib = Lib {
@@ -112,6 +117,7 @@ const GO: Lib = Lib {
     max_n: 92,
     many_per_run: false,
     binary_ids: false,
+    echoes_binary_ids: true,
     got: got_plain,
 };
 const ERLANG: Lib = Lib {
@@ -122,6 +128,7 @@ const ERLANG: Lib = Lib {
     max_n: 1000,
     many_per_run: false,
     binary_ids: true,
+    echoes_binary_ids: true,
     got: got_plain,
 };
 
@@ -418,10 +425,23 @@ fn our_client_to_their_server(lib: &Lib) {
     our_call(&["--direct-reply-to"], 25);
     let ns: Vec<u64> = (0..10u64).map(|i| lib.max_n.min(40) - 3 * i).collect();
     our_library_calls(&ns);
+    // 16-byte binary correlation ids, as the Erlang tutorial client sends.
+    if lib.echoes_binary_ids {
+        our_call(&["--binary-ids"], 20);
+    } else {
+        let args = ["call", "20", "--binary-ids", "--timeout", "3s"];
+        let (status, lines) = process::run("amqp-rpc call --binary-ids", &mut ours(&args));
+        assert!(
+            !status.success() && lines.iter().any(|l| l.contains("no server answered")),
+            "{}'s server altering a binary correlation id: our client must not take the reply; \
+             {status}, {lines:#?}",
+            lib.library
+        );
+    }
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
         server.count(REQUEST),
-        12,
+        13,
         "{} rpc_server's output: {:#?}",
         lib.name,
         server.seen
@@ -429,13 +449,40 @@ fn our_client_to_their_server(lib: &Lib) {
     server.terminate();
     let path = capture.stop();
     let agreed = decode_against_tshark(&path);
-    // Their server's connection, our two calls' and our library client's.
+    // Their server's connection, our three calls' and our library client's.
     assert!(
-        agreed.streams >= 4 && agreed.correlation_ids.len() >= 4 * 12,
-        "{}: expected 4 connections and 12 requests with their replies; tshark and amqp-rpc \
+        agreed.streams >= 5 && agreed.correlation_ids.len() >= 4 * 13,
+        "{}: expected 5 connections and 13 requests with their replies; tshark and amqp-rpc \
          decode agree on {agreed:?}",
         path.display()
     );
+    // The binary id's request and its reply, as both decoders read them off the wire.
+    let binary: Vec<&Vec<u8>> = agreed
+        .correlation_ids
+        .iter()
+        .filter(|id| std::str::from_utf8(id).is_err())
+        .collect();
+    if lib.echoes_binary_ids {
+        assert!(
+            binary.len() == 4 && binary.iter().all(|id| id.len() == 16 && *id == binary[0]),
+            "{}: one 16-byte id, published and delivered each way; seen {binary:?}",
+            path.display()
+        );
+    } else {
+        // Request published and delivered (16 bytes); the reply's id is its UTF-8 decoding with
+        // U+FFFD (EF BF BD) for the invalid bytes, re-encoded.
+        let altered: Vec<&Vec<u8>> = agreed
+            .correlation_ids
+            .iter()
+            .filter(|id| id.windows(3).any(|w| w == [0xef, 0xbf, 0xbd]))
+            .collect();
+        assert!(
+            binary.len() == 2 && binary.iter().all(|id| id.len() == 16) && altered.len() == 2,
+            "{}: the 16-byte request id in 2 headers, the altered reply id in 2; binary {binary:?}, \
+             altered {altered:?}",
+            path.display()
+        );
+    }
 }
 
 /// Their server declares `rpc_queue` (quorum for amqplib, Java, Go), then our plain `serve`
@@ -445,6 +492,15 @@ fn their_server_declared_rpc_queue_first(lib: &Lib) {
     let (_serial, _reset) = setup(lib);
     let mut them = their_server(lib);
     let mut us = our_server(&["serve"]);
+    // A quorum rpc_queue refuses our transient declaration (406 inequivalent arg 'durable'); our
+    // server says so once and consumes the queue as it is.
+    let adopted = us.count("consuming it as it is");
+    assert_eq!(
+        adopted,
+        usize::from(lib.quorum),
+        "our server's output: {:#?}",
+        us.seen
+    );
     let ns: Vec<u64> = (0..20u64).map(|i| lib.max_n.min(40) - i).collect();
     our_library_calls(&ns);
     std::thread::sleep(Duration::from_millis(100));
