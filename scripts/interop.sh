@@ -8,7 +8,7 @@
 # launcher that execs the runtime, so its pid is the program's). INTEROP_DIR defaults to
 # ${CARGO_TARGET_DIR:-target}/interop. Idempotent: apt-get runs only for a missing package, and a language is
 # rebuilt only when its sources or toolchain changed (a stamp of both beside the build); a second run takes
-# ~0.1 s. Works as root on a fresh Debian 12 machine, or as a user with sudo.
+# ~0.2 s. Works as root on a fresh Debian 12 machine, or as a user with sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

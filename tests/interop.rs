@@ -302,17 +302,29 @@ fn capture_path(lib: &Lib, what: &str) -> PathBuf {
     dir.join(format!("{}-{what}.pcapng", lib.name))
 }
 
-fn setup(lib: &Lib) -> (MutexGuard<'static, ()>, RpcQueueReset) {
+/// Held by a running scenario. Fields drop in order: `rpc_queue` is deleted before the next
+/// scenario may start, never under it.
+struct Scenario {
+    _reset: RpcQueueReset,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// Waits for the other scenarios, installs the library's programs, starts from no `rpc_queue`.
+/// Declare it before any child process, so those are killed (dropped) before it is.
+fn setup(lib: &Lib) -> Scenario {
     let serial = serial();
     ensure_installed(lib);
     broker::require();
     broker::reset_rpc_queue();
-    (serial, RpcQueueReset)
+    Scenario {
+        _reset: RpcQueueReset,
+        _serial: serial,
+    }
 }
 
 /// Their client against our server, captured; then the capture decoded both ways.
 fn their_client_to_our_server(lib: &Lib) {
-    let (_serial, _reset) = setup(lib);
+    let _scenario = setup(lib);
     let capture = Capture::start(&address(), capture_path(lib, "their-client"));
     let mut server = our_server(&["serve"]);
     let ns: Vec<u64> = [30, 0, 1, 2, 10, lib.max_n.min(40)].into();
@@ -389,7 +401,7 @@ fn their_client_to_our_server(lib: &Lib) {
 }
 
 fn ten_of_their_clients_at_once(lib: &Lib) {
-    let (_serial, _reset) = setup(lib);
+    let _scenario = setup(lib);
     let mut server = our_server(&["serve"]);
     let ns: Vec<u64> = (0..10u64).map(|i| lib.max_n.min(40) - i).collect();
     let clients: Vec<_> = ns
@@ -418,7 +430,7 @@ fn ten_of_their_clients_at_once(lib: &Lib) {
 
 /// Our CLI and library client against their server, captured; the capture decoded both ways.
 fn our_client_to_their_server(lib: &Lib) {
-    let (_serial, _reset) = setup(lib);
+    let _scenario = setup(lib);
     let capture = Capture::start(&address(), capture_path(lib, "their-server"));
     let mut server = their_server(lib);
     our_call(&[], 30);
@@ -489,21 +501,20 @@ fn our_client_to_their_server(lib: &Lib) {
 /// (which would declare it transient) joins it; then their server stops and their client is
 /// answered by ours alone.
 fn their_server_declared_rpc_queue_first(lib: &Lib) {
-    let (_serial, _reset) = setup(lib);
+    let _scenario = setup(lib);
     let mut them = their_server(lib);
     let mut us = our_server(&["serve"]);
+    let ns: Vec<u64> = (0..20u64).map(|i| lib.max_n.min(40) - i).collect();
+    our_library_calls(&ns);
+    std::thread::sleep(Duration::from_millis(100));
     // A quorum rpc_queue refuses our transient declaration (406 inequivalent arg 'durable'); our
-    // server says so once and consumes the queue as it is.
-    let adopted = us.count("consuming it as it is");
+    // server says so once (on stderr, before it consumed) and consumes the queue as it is.
     assert_eq!(
-        adopted,
+        us.count("consuming it as it is"),
         usize::from(lib.quorum),
         "our server's output: {:#?}",
         us.seen
     );
-    let ns: Vec<u64> = (0..20u64).map(|i| lib.max_n.min(40) - i).collect();
-    our_library_calls(&ns);
-    std::thread::sleep(Duration::from_millis(100));
     let (by_them, by_us) = (them.count(REQUEST), us.count(REQUEST));
     assert_eq!(by_them + by_us, 20, "{} {by_them}, ours {by_us}", lib.name);
     assert!(
@@ -520,7 +531,7 @@ fn their_server_declared_rpc_queue_first(lib: &Lib) {
 /// Our `serve` declares `rpc_queue` (with `--quorum` where their server needs it), their server
 /// joins; both answer our library client, and their client is answered.
 fn our_server_declared_rpc_queue_first(lib: &Lib) {
-    let (_serial, _reset) = setup(lib);
+    let _scenario = setup(lib);
     let args: &[&str] = if lib.quorum {
         &["serve", "--quorum"]
     } else {
