@@ -30,7 +30,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rpc_client::rpc::{FibonacciRpcClient, RpcClient};
+use rpc_client::{FibonacciRpcClient, RpcClient};
 use rpc_server::fib::fib_decimal;
 
 use broker::{address, uri, RpcQueueReset};

@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use rpc_client::QueueDeclareOptions;
+use amqp_client::QueueDeclareOptions;
 
 use super::process::STEP;
 
@@ -41,7 +41,7 @@ pub fn require() {
 }
 
 async fn delete_rpc_queue() -> Result<(), String> {
-    let conn = rpc_client::Connection::connect(&uri())
+    let conn = amqp_client::Connection::connect(&uri())
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -72,7 +72,7 @@ async fn delete_rpc_queue() -> Result<(), String> {
         // Not if-unused: quorum queues refuse it (540 NOT_IMPLEMENTED); the consumer count was
         // just 0.
         break ch
-            .queue_delete(QUEUE, false, false)
+            .queue_delete(QUEUE, amqp_client::QueueDeleteOptions::default())
             .await
             .map(drop)
             .map_err(|e| format!("queue.delete rpc_queue: {e}"));
