@@ -30,9 +30,11 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod blocking;
 pub mod channel;
 pub mod connection;
 pub mod message;
+pub mod tls;
 
 /// Errors of the connection layer (the core's).
 pub mod error {
