@@ -469,8 +469,9 @@ impl Connection {
             c.error.clone()
         } else if unread > 0 {
             Error::ConnectionLost(format!(
-                "peer closed the connection in the middle of a frame ({unread} bytes of it \
+                "peer closed the connection in the middle of a frame ({unread} byte{} of it \
                  received){}",
+                if unread == 1 { "" } else { "s" },
                 self.while_()
             ))
         } else {

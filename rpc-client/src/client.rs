@@ -63,9 +63,15 @@ impl RpcClientBuilder {
     }
 
     /// The default limit on each call (default 30 s); [`CallOptions::timeout`] overrides it.
+    /// Setting the client up (connect, handshake, reply queue, consumer) is bounded by it too.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// The default limit on each call.
+    pub fn call_timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The default request queue (default `rpc_queue`), used by [`RpcClient::call`] and the
@@ -97,28 +103,54 @@ impl RpcClientBuilder {
         self
     }
 
-    /// Connects to the broker and sets up the reply path.
+    /// Connects to the broker and sets up the reply path, all of it within the client's
+    /// timeout (a broker that accepts the connection and then goes silent cannot hold it longer).
     pub async fn connect(self) -> Result<RpcClient, RpcError> {
-        let connection = Connection::connect(&self.uri).await?;
-        self.with_connection(connection).await
+        let deadline = Instant::now() + self.timeout;
+        let connection = setup_step(
+            deadline,
+            self.timeout,
+            "the connection",
+            Connection::connect(&self.uri),
+        )
+        .await?;
+        self.with_connection_by(connection, deadline).await
     }
 
-    /// Sets up the reply path on an existing connection (the client opens its own channel).
+    /// Sets up the reply path on an existing connection (the client opens its own channel),
+    /// within the client's timeout.
     pub async fn with_connection(self, connection: Connection) -> Result<RpcClient, RpcError> {
-        let channel = connection.open_channel().await?;
+        let deadline = Instant::now() + self.timeout;
+        self.with_connection_by(connection, deadline).await
+    }
+
+    /// [`RpcClientBuilder::with_connection`], every step done by `deadline`.
+    pub(crate) async fn with_connection_by(
+        self,
+        connection: Connection,
+        deadline: Instant,
+    ) -> Result<RpcClient, RpcError> {
+        let limit = self.timeout;
+        let channel = setup_step(
+            deadline,
+            limit,
+            "channel.open-ok",
+            connection.open_channel(),
+        )
+        .await?;
         let reply_to = match self.reply_mode {
             ReplyMode::CallbackQueue => {
                 // queue_declare(queue='', exclusive=True): the broker names it.
-                let declared = channel
-                    .queue_declare(
-                        "",
-                        amqp_client::QueueDeclareOptions {
-                            exclusive: true,
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                declared.queue
+                let declare = channel.queue_declare(
+                    "",
+                    amqp_client::QueueDeclareOptions {
+                        exclusive: true,
+                        ..Default::default()
+                    },
+                );
+                setup_step(deadline, limit, "queue.declare-ok", declare)
+                    .await?
+                    .queue
             }
             ReplyMode::DirectReplyTo => DIRECT_REPLY_TO.to_owned(),
         };
@@ -129,25 +161,24 @@ impl RpcClientBuilder {
         // no task hop between the socket and the caller's oneshot (measured: ~0.5 µs of client
         // CPU per call at C=64, and one wake-up fewer on the sequential path).
         let pending = Arc::new(Pending::new(self.correlation_ids));
-        channel
-            .basic_consume_with(
-                &reply_to,
-                amqp_client::BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                {
-                    let replies = ReplySink(Arc::clone(&pending));
-                    move |delivery| match delivery {
-                        Ok(delivery) => deliver(&replies.0, delivery),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "RPC reply consumer ended");
-                            replies.0.close(RpcError::ConnectionLost(e));
-                        }
+        let consume = channel.basic_consume_with(
+            &reply_to,
+            amqp_client::BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            {
+                let replies = ReplySink(Arc::clone(&pending));
+                move |delivery| match delivery {
+                    Ok(delivery) => deliver(&replies.0, delivery),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "RPC reply consumer ended");
+                        replies.0.close(RpcError::ConnectionLost(e));
                     }
-                },
-            )
-            .await?;
+                }
+            },
+        );
+        setup_step(deadline, limit, "basic.consume-ok", consume).await?;
         let returns = channel.returns();
         let returns_task = tokio::spawn(route_returns(returns, Arc::clone(&pending)));
         tracing::debug!(reply_to = %reply_to, mode = ?self.reply_mode, "RPC client ready");
@@ -159,8 +190,25 @@ impl RpcClientBuilder {
                 pending,
                 returns_task,
                 config: self,
+                probe: tokio::sync::Mutex::new(None),
             }),
         })
+    }
+}
+
+/// One step of setting a client up, failed with [`RpcError::SetupTimeout`] if `deadline` passes.
+pub(crate) async fn setup_step<T>(
+    deadline: Instant,
+    limit: Duration,
+    waiting_for: &'static str,
+    step: impl std::future::Future<Output = Result<T, amqp_client::Error>>,
+) -> Result<T, RpcError> {
+    match tokio::time::timeout_at(deadline.into(), step).await {
+        Ok(r) => r.map_err(RpcError::from),
+        Err(_) => Err(RpcError::SetupTimeout {
+            timeout: limit,
+            waiting_for,
+        }),
     }
 }
 
@@ -198,6 +246,10 @@ struct Inner {
     pending: Arc<Pending>,
     returns_task: JoinHandle<()>,
     config: RpcClientBuilder,
+    /// The one channel that asks the broker how many consumers a queue has (for the message of
+    /// a timed-out call), opened on first use and again after a 404 closed it. One channel for
+    /// every probe: 10,000 stalled calls must not open 10,000 channels.
+    probe: tokio::sync::Mutex<Option<Channel>>,
 }
 
 impl Drop for Inner {
@@ -285,11 +337,21 @@ impl RpcClient {
         }
     }
 
-    /// How many consumers `queue` has, asked on a channel of its own: a passive declare of a
-    /// missing queue closes its channel (404), which must not be the client's channel.
+    /// How many consumers `queue` has, asked with a passive declare on the client's probe
+    /// channel (a passive declare of a missing queue closes its channel with 404, which must not
+    /// be the channel calls use). Probes take turns on that one channel; a probe that cannot
+    /// start and finish within a short bound answers `None` rather than hold up the caller.
     pub async fn consumer_count(&self, queue: &str) -> Option<u32> {
         let ask = async {
-            let channel = self.inner.connection.open_channel().await.ok()?;
+            let mut probe = self.inner.probe.lock().await;
+            let channel = match probe.as_ref().filter(|ch| ch.status().is_ok()) {
+                Some(ch) => ch.clone(),
+                None => {
+                    let ch = self.inner.connection.open_channel().await.ok()?;
+                    *probe = Some(ch.clone());
+                    ch
+                }
+            };
             let declared = channel
                 .queue_declare(
                     queue,
@@ -298,11 +360,8 @@ impl RpcClient {
                         ..Default::default()
                     },
                 )
-                .await;
-            // A failed passive declare has already closed the channel (404); closing it
-            // again would race the broker's close.
-            let declared = declared.ok()?;
-            let _ = channel.close().await;
+                .await
+                .ok()?;
             Some(declared.consumer_count)
         };
         tokio::time::timeout(CONSUMER_COUNT_TIMEOUT, ask)

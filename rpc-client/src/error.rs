@@ -49,6 +49,15 @@ pub enum RpcError {
     /// Setting up the client, or publishing, failed.
     #[error(transparent)]
     Connection(#[from] amqp_client::Error),
+    /// The client could not be set up within its timeout (connect, handshake, channel, reply
+    /// queue, consumer): the broker accepted the connection and then did not answer.
+    #[error("no answer from the broker within {timeout:?} while setting up the client (waiting for {waiting_for})")]
+    SetupTimeout {
+        /// The limit in force (the call's timeout).
+        timeout: Duration,
+        /// What the client was waiting for.
+        waiting_for: &'static str,
+    },
     /// The client was closed.
     #[error("RPC client closed")]
     Closed,

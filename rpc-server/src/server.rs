@@ -178,6 +178,7 @@ impl RpcServerBuilder {
             handler: Arc::new(handler),
             stats: Arc::new(Stats::default()),
             shutdown: CancellationToken::new(),
+            unresponsive: false,
         })
     }
 
@@ -274,6 +275,8 @@ pub struct RpcServer {
     stats: Arc<Stats>,
     direct: Arc<DirectReplies>,
     shutdown: CancellationToken,
+    /// The broker stopped answering during shutdown: skip the polite steps.
+    unresponsive: bool,
 }
 
 impl std::fmt::Debug for RpcServer {
@@ -383,8 +386,19 @@ impl RpcServer {
     /// Cancels the consumer and gives back deliveries that raced the cancel.
     async fn stop_consuming(&mut self, in_flight: usize) {
         tracing::info!(in_flight, "shutting down: cancelling the consumer");
-        if let Err(e) = self.channel.basic_cancel(self.consumer.tag()).await {
-            tracing::warn!(error = %e, "basic.cancel failed");
+        // Bounded: a broker that stops answering must not hold the shutdown (the connection is
+        // closed next either way, and that ends the consumer too).
+        let cancel = self.channel.basic_cancel(self.consumer.tag());
+        match tokio::time::timeout(CLOSE_TIMEOUT, cancel).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "basic.cancel failed"),
+            Err(_) => {
+                tracing::warn!(
+                    timeout = ?CLOSE_TIMEOUT,
+                    "no basic.cancel-ok from the broker; closing anyway"
+                );
+                self.unresponsive = true;
+            }
         }
         // Deliveries that raced the cancel: give them back at once rather than holding them
         // until the channel closes.
@@ -412,7 +426,11 @@ impl RpcServer {
             );
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.direct.close()).await;
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.channel.close()).await;
+        // A broker that did not answer basic.cancel will not answer channel.close either: go
+        // straight to the connection's close (itself bounded by the core's close timeout).
+        if !self.unresponsive {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.channel.close()).await;
+        }
         match tokio::time::timeout(CLOSE_TIMEOUT, self.connection.close()).await {
             Ok(Err(e)) => tracing::debug!(error = %e, "connection close"),
             Err(_) => tracing::debug!("connection close timed out"),
