@@ -391,8 +391,12 @@ impl Connection {
             earliest(self.last_send + hb / 2);
             earliest(self.last_recv + hb * 2);
         }
-        if let Some(at) = self.first_reply_deadline().and_then(|d| d.at) {
-            earliest(at);
+        // While closing, a passed reply deadline is not acted on (the close's own deadline is):
+        // giving it would make a driver spin on a deadline that never clears.
+        if self.closing.is_none() {
+            if let Some(at) = self.first_reply_deadline().and_then(|d| d.at) {
+                earliest(at);
+            }
         }
         next
     }
