@@ -117,6 +117,8 @@ fn close(inner: &mut Inner, text: &str) -> Result<()> {
 #[derive(Clone)]
 pub struct Connection {
     pub(crate) handle: Arc<Handle>,
+    /// This handle's bound on synchronous calls, inherited by the channels it opens.
+    call_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -128,6 +130,7 @@ impl std::fmt::Debug for Connection {
             .field("frame_max", &t.frame_max)
             .field("heartbeat", &t.heartbeat)
             .field("keeper", &self.handle.keeper.is_some())
+            .field("call_timeout", &self.call_timeout)
             .finish()
     }
 }
@@ -159,9 +162,18 @@ impl Connection {
         &self.handle.shared
     }
 
-    /// Open a new channel (the lowest free number; numbers are reused after close). Bounded by
-    /// the core's reply timeout.
+    /// Bounds this handle's synchronous calls — opening a channel, and every call on the
+    /// channels it opens from now on ([`Channel::set_call_timeout`]) — by `timeout` instead of
+    /// the core's reply timeout (30 s, past which the core closes the connection). A call that
+    /// runs out fails with [`Error::ReplyTimeout`] and leaves the connection open.
+    pub fn set_call_timeout(&mut self, timeout: Option<Duration>) {
+        self.call_timeout = timeout;
+    }
+
+    /// Open a new channel (the lowest free number; numbers are reused after close).
     pub fn open_channel(&self) -> Result<Channel> {
+        let started = Instant::now();
+        let deadline = self.call_timeout.map(|t| started + t);
         let closed = Arc::new(OnceLock::new());
         let mut inner = self.shared().lock();
         let id = inner.core.open_channel()?;
@@ -173,12 +185,23 @@ impl Connection {
             consume: None,
         });
         inner.routing.channels.insert(id.number(), routes);
-        let reply = inner.wait(None, |inner| inner.routing.replies.remove(&ticket));
+        let reply = inner.wait(deadline, |inner| inner.routing.replies.remove(&ticket));
+        if !matches!(reply, Ok(Some(_))) {
+            // The router closes the channel if its open-ok still comes.
+            inner.routing.abandon(id.number(), ticket);
+        }
         drop(inner);
         match reply {
-            Ok(Some(_open_ok)) => Ok(Channel::new(id, self.handle.clone(), closed)),
-            // A wait without a deadline ends with the reply or the connection's error.
-            Ok(None) => Err(Error::Protocol("channel.open ended without a reply".into())),
+            Ok(Some(_open_ok)) => {
+                let mut channel = Channel::new(id, self.handle.clone(), closed);
+                channel.set_call_timeout(self.call_timeout);
+                Ok(channel)
+            }
+            Ok(None) => Err(Error::ReplyTimeout {
+                channel: id.number(),
+                method: "channel.open".into(),
+                timeout: deadline.map_or(Duration::ZERO, |d| d - started),
+            }),
             Err(e) => Err(e),
         }
     }
@@ -293,5 +316,6 @@ fn connect_one(config: &ConnectionConfig, address: &Address) -> Result<Connectio
             tuned,
             keeper,
         }),
+        call_timeout: None,
     })
 }

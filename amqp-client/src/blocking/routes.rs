@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use amqp_codec::{BasicCancel, BasicReject, Method};
-use amqp_connection::{ChannelId, Event, Reply};
+use amqp_connection::{ChannelId, Event, Reply, Sent};
 
 use crate::error::{Error, Result};
 use crate::message::{Delivery, Returned};
@@ -209,6 +209,18 @@ impl Routing {
         }
         if waiter.wanted {
             self.replies.insert(waiter.ticket, result);
+        } else if let Ok(Reply::Method(Method::ChannelOpenOk(_))) = result {
+            // A channel whose opener gave up: nobody holds it, so close it (the close's reply
+            // goes to nobody either).
+            let close = crate::channel::close_method("channel open abandoned");
+            if let Ok(Sent::AwaitsReply) = core.send_method(routes.id, close) {
+                self.next_id += 1;
+                routes.waiters.push_back(Waiter {
+                    ticket: self.next_id,
+                    wanted: false,
+                    consume: None,
+                });
+            }
         }
     }
 
