@@ -1,64 +1,325 @@
 //! Blocking twins of the async clients, for programs without a runtime — the tutorial's shape:
 //! `FibonacciRpcClient::new()?` then `call(n)?`, which blocks until the answer arrives.
 //!
-//! Each client owns a small multi-thread tokio runtime (one worker thread) that drives the
-//! connection in the background, so heartbeats and replies are handled while the caller's thread
-//! is blocked or idle. Do not use these from inside an async context (tokio panics on a nested
-//! `block_on`); use the async clients there.
+//! They run on `amqp-client`'s blocking shell ([`amqp_client::blocking`]), not on a runtime: a
+//! call publishes its request (one `write`) and reads the socket on the caller's own thread until
+//! its reply is there (usually one `read`). Between calls the shell's keeper thread answers the
+//! broker's heartbeats, so an idle client stays connected. Everything else is the async client's:
+//! the same correlation ids ([`CorrelationIds`]) and correlation map, the same reply modes
+//! (callback queue or direct reply-to), `mandatory` requests with [`RpcError::NoRoute`], the
+//! same timeouts (set-up included) and the same handling of late and duplicate replies (dropped
+//! and counted).
+//!
+//! One client serves one call at a time: calls from several threads take turns (a reply for a
+//! waiting thread that another thread reads is handed over, not lost). Use the async
+//! [`crate::RpcClient`] for many calls in flight.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::runtime::Runtime;
 
-use crate::{FibAnswer, RpcClientBuilder, RpcError};
+use amqp_client::blocking::{Channel, Connection, Consumer, Incoming, Returns};
+use amqp_client::{
+    BasicConsumeOptions, BasicPublishOptions, ConnectionConfig, QueueDeclareOptions,
+};
+use rpc_wire::DIRECT_REPLY_TO;
 
-fn runtime() -> Result<Runtime, RpcError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("amqp-rpc-client")
-        .enable_all()
-        .build()
-        .map_err(|e| RpcError::Connection(amqp_client::Error::from(e)))
+use crate::client::{deliver, returned, server_error, CONSUMER_COUNT_TIMEOUT};
+use crate::pending::Pending;
+use crate::{CallOptions, FibAnswer, Reply, ReplyMode, RpcClientBuilder, RpcError};
+
+#[cfg(doc)]
+use crate::CorrelationIds;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A blocking [`crate::RpcClient`].
+/// The reply path: the consumer of the reply queue and the channel's returned requests, read
+/// together by the caller whose turn it is.
+#[derive(Debug)]
+struct ReplyPath {
+    consumer: Consumer,
+    returns: Returns,
+}
+
+/// A blocking RPC caller on the blocking shell: the async [`crate::RpcClient`]'s behaviour with
+/// no runtime inside.
 #[derive(Debug)]
 pub struct RpcClient {
-    client: crate::RpcClient,
-    runtime: Runtime,
+    reply_path: Mutex<ReplyPath>,
+    channel: Channel,
+    /// The one channel that asks how many consumers a queue has when a call times out (a
+    /// passive declare of a missing queue closes its channel, which must not be `channel`).
+    probe: Mutex<Option<Channel>>,
+    connection: Connection,
+    reply_to: String,
+    pending: Arc<Pending>,
+    config: RpcClientBuilder,
+}
+
+/// One step of setting a client up, bounded by what is left until `deadline`; a step that runs
+/// out fails with [`RpcError::SetupTimeout`], as the async client's.
+fn setup_step<T>(
+    deadline: Instant,
+    limit: Duration,
+    waiting_for: &'static str,
+    step: impl FnOnce(Duration) -> Result<T, amqp_client::Error>,
+) -> Result<T, RpcError> {
+    let timed_out = RpcError::SetupTimeout {
+        timeout: limit,
+        waiting_for,
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out);
+    }
+    match step(left) {
+        Err(amqp_client::Error::ReplyTimeout { .. }) => Err(timed_out),
+        r => r.map_err(RpcError::from),
+    }
 }
 
 impl RpcClient {
-    /// Connects with `builder`'s settings.
+    /// Connects with `builder`'s settings and sets up the reply path, all of it within the
+    /// builder's timeout.
     pub fn connect(builder: RpcClientBuilder) -> Result<Self, RpcError> {
-        let runtime = runtime()?;
-        let client = runtime.block_on(builder.connect())?;
-        Ok(RpcClient { client, runtime })
+        let limit = builder.timeout;
+        let deadline = Instant::now() + limit;
+        let mut config = ConnectionConfig::parse(&builder.uri)?;
+        // The client's timeout bounds the connect too when it is the tighter of the two.
+        let bound_by_client = limit < config.connection_timeout;
+        if bound_by_client {
+            config.connection_timeout = limit;
+        }
+        let connection = match Connection::connect_with(config) {
+            Err(
+                amqp_client::Error::ConnectTimeout { .. }
+                | amqp_client::Error::HandshakeTimeout { .. },
+            ) if bound_by_client => {
+                return Err(RpcError::SetupTimeout {
+                    timeout: limit,
+                    waiting_for: "the connection",
+                })
+            }
+            r => r?,
+        };
+        Self::with_connection_by(builder, connection, deadline)
     }
 
-    /// Calls `queue` with `body`; blocks until the reply (or an error) arrives.
+    /// Sets up the reply path on an existing blocking connection (the client opens its own
+    /// channel), within the builder's timeout.
+    pub fn with_connection(
+        builder: RpcClientBuilder,
+        connection: Connection,
+    ) -> Result<Self, RpcError> {
+        let deadline = Instant::now() + builder.timeout;
+        Self::with_connection_by(builder, connection, deadline)
+    }
+
+    fn with_connection_by(
+        builder: RpcClientBuilder,
+        connection: Connection,
+        deadline: Instant,
+    ) -> Result<Self, RpcError> {
+        let limit = builder.timeout;
+        let mut channel = setup_step(deadline, limit, "channel.open-ok", |left| {
+            let mut bounded = connection.clone();
+            bounded.set_call_timeout(Some(left));
+            bounded.open_channel()
+        })?;
+        let reply_to = match builder.reply_mode {
+            ReplyMode::CallbackQueue => {
+                // queue_declare(queue='', exclusive=True): the broker names it.
+                setup_step(deadline, limit, "queue.declare-ok", |left| {
+                    channel.set_call_timeout(Some(left));
+                    let options = QueueDeclareOptions {
+                        exclusive: true,
+                        ..Default::default()
+                    };
+                    channel.queue_declare("", options)
+                })?
+                .queue
+            }
+            ReplyMode::DirectReplyTo => DIRECT_REPLY_TO.to_owned(),
+        };
+        // Returns kept from before the first publish; consume before it too: RabbitMQ refuses
+        // a publish naming amq.rabbitmq.reply-to on a channel that does not consume it.
+        let returns = channel.returns();
+        let consumer = setup_step(deadline, limit, "basic.consume-ok", |left| {
+            channel.set_call_timeout(Some(left));
+            let options = BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            };
+            channel.basic_consume(&reply_to, options)
+        })?;
+        channel.set_call_timeout(None);
+        tracing::debug!(reply_to = %reply_to, mode = ?builder.reply_mode, "blocking RPC client ready");
+        Ok(RpcClient {
+            reply_path: Mutex::new(ReplyPath { consumer, returns }),
+            channel,
+            probe: Mutex::new(None),
+            connection,
+            reply_to,
+            pending: Arc::new(Pending::new(builder.correlation_ids)),
+            config: builder,
+        })
+    }
+
+    /// Calls the default queue with `body`; returns the reply's body.
+    pub fn call(&self, body: impl Into<Bytes>) -> Result<Bytes, RpcError> {
+        self.call_raw(&self.config.queue, body)
+    }
+
+    /// Calls `queue` with `body`; blocks until the reply (or an error) arrives. Error replies
+    /// (`x-error`) become [`RpcError::Server`].
     pub fn call_raw(&self, queue: &str, body: impl Into<Bytes>) -> Result<Bytes, RpcError> {
-        self.runtime.block_on(self.client.call_raw(queue, body))
+        self.call_raw_with(queue, body, CallOptions::default())
+            .map(|r| r.body)
     }
 
-    /// The async client inside.
-    pub fn as_async(&self) -> &crate::RpcClient {
-        &self.client
+    /// Calls `queue` with `body` and per-call options; returns the whole reply.
+    ///
+    /// As the async client's: the request goes to the default exchange with routing key
+    /// `queue`, `mandatory` (a queue that does not exist fails the call at once with
+    /// [`RpcError::NoRoute`]), `reply_to` = the client's reply queue and a fresh uuid v4
+    /// `correlation_id`; the timeout counts from this call, a turn spent waiting for another
+    /// thread's call included.
+    pub fn call_raw_with(
+        &self,
+        queue: &str,
+        body: impl Into<Bytes>,
+        options: CallOptions,
+    ) -> Result<Reply, RpcError> {
+        let timeout = options.timeout.unwrap_or(self.config.timeout);
+        let deadline = Instant::now() + timeout;
+        let mut path = lock(&self.reply_path);
+        let (guard, mut rx) = self.pending.register()?;
+        {
+            let properties = options
+                .properties
+                .with_reply_to(self.reply_to.as_str())
+                .with_correlation_id(guard.correlation_id());
+            self.channel.basic_publish(
+                "",
+                queue,
+                BasicPublishOptions::mandatory(),
+                &properties,
+                &body.into(),
+            )?;
+        }
+        let ReplyPath { consumer, returns } = &mut *path;
+        let outcome = loop {
+            match rx.try_recv() {
+                Ok(outcome) => break outcome,
+                // The map dropped the waiter without closing: only when the client is dropped.
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    return Err(RpcError::Closed)
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+            }
+            match consumer.next_with_returns(returns, deadline) {
+                Ok(Some(Incoming::Delivery(d))) => deliver(&self.pending, d),
+                Ok(Some(Incoming::Returned(r))) => returned(&self.pending, r),
+                Ok(None) => {
+                    // Late replies to this call are dropped and counted from now on.
+                    drop(guard);
+                    drop(path);
+                    let consumers = self.consumer_count(queue);
+                    return Err(RpcError::Timeout {
+                        queue: queue.to_owned(),
+                        timeout,
+                        consumers,
+                    });
+                }
+                // The reply consumer ended (the channel or the connection closed): every
+                // waiting and later call fails at once, as in the async client.
+                Err(e) => {
+                    tracing::debug!(error = %e, "RPC reply consumer ended");
+                    self.pending.close(RpcError::ConnectionLost(e));
+                }
+            }
+        };
+        server_error(outcome?)
+    }
+
+    /// How many consumers `queue` has, asked with a passive declare on the client's probe
+    /// channel; `None` if the broker cannot tell within a short bound (2 s).
+    pub fn consumer_count(&self, queue: &str) -> Option<u32> {
+        let deadline = Instant::now() + CONSUMER_COUNT_TIMEOUT;
+        let left = || {
+            let left = deadline.saturating_duration_since(Instant::now());
+            (!left.is_zero()).then_some(left)
+        };
+        let mut probe = lock(&self.probe);
+        let mut channel = match probe.as_ref().filter(|ch| ch.status().is_ok()) {
+            Some(ch) => ch.clone(),
+            None => {
+                let mut bounded = self.connection.clone();
+                bounded.set_call_timeout(left());
+                let ch = bounded.open_channel().ok()?;
+                *probe = Some(ch.clone());
+                ch
+            }
+        };
+        channel.set_call_timeout(Some(left()?));
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        channel
+            .queue_declare(queue, options)
+            .ok()
+            .map(|d| d.consumer_count)
+    }
+
+    /// The queue replies come back on (the callback queue's name, or `amq.rabbitmq.reply-to`).
+    pub fn reply_to(&self) -> &str {
+        &self.reply_to
+    }
+
+    /// The default request queue.
+    pub fn queue(&self) -> &str {
+        &self.config.queue
+    }
+
+    /// Replies dropped so far: unknown correlation id, already answered, or arrived after their
+    /// call timed out.
+    pub fn dropped_replies(&self) -> u64 {
+        self.pending.dropped()
+    }
+
+    /// Replies handed to their callers so far.
+    pub fn answered_replies(&self) -> u64 {
+        self.pending.answered()
+    }
+
+    /// The underlying blocking connection.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// Closes the connection (`connection.close`, waiting for close-ok); later calls fail with
+    /// [`RpcError::Closed`].
+    pub fn close(&self) -> Result<(), RpcError> {
+        self.pending.close(RpcError::Closed);
+        self.connection.close()?;
+        Ok(())
     }
 }
 
 impl Drop for RpcClient {
     fn drop(&mut self) {
-        // Close politely (bounded), so the broker sees connection.close rather than a reset.
-        let client = self.client.clone();
-        let _ = self.runtime.block_on(async move {
-            tokio::time::timeout(Duration::from_secs(2), client.close()).await
-        });
+        // Close politely (bounded by the close timeout), so the broker sees connection.close
+        // rather than a reset; the consumer and channels then have nothing left to undo.
+        self.pending.close(RpcError::Closed);
+        let _ = self.connection.close();
     }
 }
 
-/// The tutorial's client, blocking.
+/// The tutorial's client, blocking, on the blocking shell.
 ///
 /// ```no_run
 /// use rpc_client::blocking::FibonacciRpcClient;
@@ -71,8 +332,7 @@ impl Drop for RpcClient {
 /// ```
 #[derive(Debug)]
 pub struct FibonacciRpcClient {
-    inner: RpcClient,
-    fib: crate::FibonacciRpcClient,
+    rpc: RpcClient,
 }
 
 impl FibonacciRpcClient {
@@ -86,27 +346,34 @@ impl FibonacciRpcClient {
         Self::with_builder(crate::RpcClient::builder().uri(uri))
     }
 
-    /// Connects with `builder`'s settings (queue, timeout, direct reply-to).
+    /// Connects with `builder`'s settings (queue, timeout, reply mode, correlation ids).
     pub fn with_builder(builder: RpcClientBuilder) -> Result<Self, RpcError> {
-        let inner = RpcClient::connect(builder)?;
-        let fib = crate::FibonacciRpcClient::from(inner.client.clone());
-        Ok(FibonacciRpcClient { inner, fib })
+        RpcClient::connect(builder).map(Self::from)
     }
 
     /// `fib(n)`: sends the request and blocks until the answer is received.
     pub fn call(&self, n: u64) -> Result<FibAnswer, RpcError> {
-        self.inner.runtime.block_on(self.fib.call(n))
+        FibAnswer::parse(&self.rpc.call(n.to_string())?)
     }
 
     /// `fib(n)` with a timeout for this call.
     pub fn call_timeout(&self, n: u64, timeout: Duration) -> Result<FibAnswer, RpcError> {
-        self.inner
-            .runtime
-            .block_on(self.fib.call_timeout(n, timeout))
+        let reply = self.rpc.call_raw_with(
+            self.rpc.queue(),
+            n.to_string(),
+            CallOptions::timeout(timeout),
+        )?;
+        FibAnswer::parse(&reply.body)
     }
 
-    /// The async client inside.
-    pub fn as_async(&self) -> &crate::FibonacciRpcClient {
-        &self.fib
+    /// The underlying client.
+    pub fn rpc(&self) -> &RpcClient {
+        &self.rpc
+    }
+}
+
+impl From<RpcClient> for FibonacciRpcClient {
+    fn from(rpc: RpcClient) -> Self {
+        FibonacciRpcClient { rpc }
     }
 }

@@ -19,7 +19,7 @@ pub use amqp_client::DEFAULT_URI;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a timed-out call spends asking the broker how many consumers the queue has.
-const CONSUMER_COUNT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CONSUMER_COUNT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where replies come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,11 +36,11 @@ pub enum ReplyMode {
 /// Configures an [`RpcClient`].
 #[derive(Debug, Clone)]
 pub struct RpcClientBuilder {
-    uri: String,
-    timeout: Duration,
-    queue: String,
-    reply_mode: ReplyMode,
-    correlation_ids: CorrelationIds,
+    pub(crate) uri: String,
+    pub(crate) timeout: Duration,
+    pub(crate) queue: String,
+    pub(crate) reply_mode: ReplyMode,
+    pub(crate) correlation_ids: CorrelationIds,
 }
 
 impl Default for RpcClientBuilder {
@@ -328,13 +328,7 @@ impl RpcClient {
             }
         };
         tracing::trace!(queue, elapsed = ?started.elapsed(), "RPC reply");
-        match error_code(&reply.properties) {
-            Some(code) => Err(RpcError::Server {
-                code,
-                message: String::from_utf8_lossy(&reply.body).into_owned(),
-            }),
-            None => Ok(reply),
-        }
+        server_error(reply)
     }
 
     /// How many consumers `queue` has, asked with a passive declare on the client's probe
@@ -426,19 +420,25 @@ impl Drop for ReplySink {
 /// [`RpcError::NoRoute`]. Replies do not pass here: the reader task hands them over directly.
 async fn route_returns(mut returns: amqp_client::Returns, pending: Arc<Pending>) {
     while let Some(r) = returns.recv().await {
-        let Some(id) = r.properties.correlation_id.as_ref() else {
-            continue;
-        };
-        let error = RpcError::NoRoute {
-            queue: r.routing_key.to_string(),
-            reply_code: r.reply_code,
-            reply_text: r.reply_text.to_string(),
-        };
-        pending.complete(id.as_bytes(), Err(error));
+        returned(&pending, r);
     }
 }
 
-fn deliver(pending: &Pending, delivery: Delivery) {
+/// A request the broker returned: its call fails with [`RpcError::NoRoute`] (both clients).
+pub(crate) fn returned(pending: &Pending, r: amqp_client::Returned) {
+    let Some(id) = r.properties.correlation_id.as_ref() else {
+        return;
+    };
+    let error = RpcError::NoRoute {
+        queue: r.routing_key.to_string(),
+        reply_code: r.reply_code,
+        reply_text: r.reply_text.to_string(),
+    };
+    pending.complete(id.as_bytes(), Err(error));
+}
+
+/// A reply: handed to the call its correlation id names, or dropped and counted (both clients).
+pub(crate) fn deliver(pending: &Pending, delivery: Delivery) {
     let Delivery {
         properties, body, ..
     } = delivery;
@@ -450,5 +450,16 @@ fn deliver(pending: &Pending, delivery: Delivery) {
     };
     if !pending.complete(id.as_bytes(), Ok(Reply { body, properties })) {
         tracing::debug!(correlation_id = %DisplayId(id.as_bytes()), "reply for no waiting call dropped");
+    }
+}
+
+/// An error reply (`x-error`) becomes [`RpcError::Server`] (both clients).
+pub(crate) fn server_error(reply: Reply) -> Result<Reply, RpcError> {
+    match error_code(&reply.properties) {
+        Some(code) => Err(RpcError::Server {
+            code,
+            message: String::from_utf8_lossy(&reply.body).into_owned(),
+        }),
+        None => Ok(reply),
     }
 }
