@@ -5,32 +5,32 @@
 //! call publishes its request (one `write`) and reads the socket on the caller's own thread until
 //! its reply is there (usually one `read`). Between calls the shell's keeper thread answers the
 //! broker's heartbeats, so an idle client stays connected. Everything else is the async client's:
-//! the same correlation ids ([`CorrelationIds`]) and correlation map, the same reply modes
+//! the same correlation ids ([`CorrelationIds`], matched byte for byte), the same reply modes
 //! (callback queue or direct reply-to), `mandatory` requests with [`RpcError::NoRoute`], the
 //! same timeouts (set-up included) and the same handling of late and duplicate replies (dropped
 //! and counted).
 //!
-//! One client serves one call at a time: calls from several threads take turns (a reply for a
-//! waiting thread that another thread reads is handed over, not lost). Use the async
+//! One client has one call in flight: calls from several threads take turns, each publishing its
+//! request only when the previous call has its answer (or its error). So a reply matches the one
+//! call in flight or none — a late reply to a timed-out call, a duplicate — and no correlation
+//! map is needed: the async client's map, its locks and its per-call channel are what a
+//! sequential call would pay for nothing (measured: see `bench/NOTES.md`). Use the async
 //! [`crate::RpcClient`] for many calls in flight.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use amqp_client::blocking::{Channel, Connection, Consumer, Incoming, Returns};
 use amqp_client::{
-    BasicConsumeOptions, BasicPublishOptions, ConnectionConfig, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, ConnectionConfig, QueueDeclareOptions, ShortString,
 };
-use rpc_wire::DIRECT_REPLY_TO;
+use rpc_wire::{DisplayId, DIRECT_REPLY_TO};
 
-use crate::client::{deliver, returned, server_error, CONSUMER_COUNT_TIMEOUT};
-use crate::pending::Pending;
-use crate::{CallOptions, FibAnswer, Reply, ReplyMode, RpcClientBuilder, RpcError};
-
-#[cfg(doc)]
-use crate::CorrelationIds;
+use crate::client::{server_error, CONSUMER_COUNT_TIMEOUT};
+use crate::{CallOptions, CorrelationIds, FibAnswer, Reply, ReplyMode, RpcClientBuilder, RpcError};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -42,6 +42,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct ReplyPath {
     consumer: Consumer,
     returns: Returns,
+    /// Set once the client can take no more calls (the reply consumer ended, or `close`).
+    closed: Option<RpcError>,
 }
 
 /// A blocking RPC caller on the blocking shell: the async [`crate::RpcClient`]'s behaviour with
@@ -55,8 +57,18 @@ pub struct RpcClient {
     probe: Mutex<Option<Channel>>,
     connection: Connection,
     reply_to: String,
-    pending: Arc<Pending>,
+    /// `reply_to` as the request property: one shared buffer, not a copy per request.
+    reply_to_property: ShortString,
+    ids: CorrelationIds,
+    answered: AtomicU64,
+    dropped: AtomicU64,
     config: RpcClientBuilder,
+}
+
+/// Whether a reply's correlation id is the call's, byte for byte: as in the async client, the
+/// same uuid written another way is not an echo of ours.
+fn matches(correlation_id: Option<&ShortString>, id: &[u8]) -> bool {
+    correlation_id.is_some_and(|c| c.as_bytes() == id)
 }
 
 /// One step of setting a client up, bounded by what is left until `deadline`; a step that runs
@@ -158,12 +170,19 @@ impl RpcClient {
         channel.set_call_timeout(None);
         tracing::debug!(reply_to = %reply_to, mode = ?builder.reply_mode, "blocking RPC client ready");
         Ok(RpcClient {
-            reply_path: Mutex::new(ReplyPath { consumer, returns }),
+            reply_path: Mutex::new(ReplyPath {
+                consumer,
+                returns,
+                closed: None,
+            }),
             channel,
             probe: Mutex::new(None),
             connection,
+            reply_to_property: ShortString::from(reply_to.clone()),
             reply_to,
-            pending: Arc::new(Pending::new(builder.correlation_ids)),
+            ids: builder.correlation_ids,
+            answered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
             config: builder,
         })
     }
@@ -196,12 +215,16 @@ impl RpcClient {
         let timeout = options.timeout.unwrap_or(self.config.timeout);
         let deadline = Instant::now() + timeout;
         let mut path = lock(&self.reply_path);
-        let (guard, mut rx) = self.pending.register()?;
+        if let Some(e) = &path.closed {
+            return Err(e.clone());
+        }
+        let (_, wire, len) = self.ids.fresh();
+        let id = &wire[..usize::from(len)];
         {
             let properties = options
                 .properties
-                .with_reply_to(self.reply_to.as_str())
-                .with_correlation_id(guard.correlation_id());
+                .with_reply_to(self.reply_to_property.clone())
+                .with_correlation_id(id);
             self.channel.basic_publish(
                 "",
                 queue,
@@ -210,22 +233,47 @@ impl RpcClient {
                 &body.into(),
             )?;
         }
-        let ReplyPath { consumer, returns } = &mut *path;
-        let outcome = loop {
-            match rx.try_recv() {
-                Ok(outcome) => break outcome,
-                // The map dropped the waiter without closing: only when the client is dropped.
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-                    return Err(RpcError::Closed)
-                }
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
-            }
+        let ReplyPath {
+            consumer,
+            returns,
+            closed,
+        } = &mut *path;
+        loop {
             match consumer.next_with_returns(returns, deadline) {
-                Ok(Some(Incoming::Delivery(d))) => deliver(&self.pending, d),
-                Ok(Some(Incoming::Returned(r))) => returned(&self.pending, r),
+                Ok(Some(Incoming::Delivery(d))) => {
+                    if matches(d.properties.correlation_id.as_ref(), id) {
+                        self.answered.fetch_add(1, Ordering::Relaxed);
+                        let amqp_client::Delivery {
+                            properties, body, ..
+                        } = *d;
+                        return server_error(Reply { body, properties });
+                    }
+                    // Late (its call timed out), a duplicate, or never ours.
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    match d.properties.correlation_id.as_ref() {
+                        Some(other) => {
+                            tracing::debug!(correlation_id = %DisplayId(other.as_bytes()), "reply for no waiting call dropped")
+                        }
+                        None => tracing::debug!("reply without correlation_id dropped"),
+                    }
+                }
+                Ok(Some(Incoming::Returned(r))) => {
+                    let Some(returned_id) = r.properties.correlation_id.as_ref() else {
+                        continue;
+                    };
+                    if returned_id.as_bytes() == id {
+                        return Err(RpcError::NoRoute {
+                            queue: r.routing_key.to_string(),
+                            reply_code: r.reply_code,
+                            reply_text: r.reply_text.to_string(),
+                        });
+                    }
+                    // The request of an earlier call that gave up: counted as the async
+                    // client counts it.
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(None) => {
                     // Late replies to this call are dropped and counted from now on.
-                    drop(guard);
                     drop(path);
                     let consumers = self.consumer_count(queue);
                     return Err(RpcError::Timeout {
@@ -234,15 +282,16 @@ impl RpcClient {
                         consumers,
                     });
                 }
-                // The reply consumer ended (the channel or the connection closed): every
-                // waiting and later call fails at once, as in the async client.
+                // The reply consumer ended (the channel or the connection closed): this call and
+                // every later one fail at once, as in the async client.
                 Err(e) => {
                     tracing::debug!(error = %e, "RPC reply consumer ended");
-                    self.pending.close(RpcError::ConnectionLost(e));
+                    let error = RpcError::ConnectionLost(e);
+                    *closed = Some(error.clone());
+                    return Err(error);
                 }
             }
-        };
-        server_error(outcome?)
+        }
     }
 
     /// How many consumers `queue` has, asked with a passive declare on the client's probe
@@ -288,12 +337,12 @@ impl RpcClient {
     /// Replies dropped so far: unknown correlation id, already answered, or arrived after their
     /// call timed out.
     pub fn dropped_replies(&self) -> u64 {
-        self.pending.dropped()
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Replies handed to their callers so far.
     pub fn answered_replies(&self) -> u64 {
-        self.pending.answered()
+        self.answered.load(Ordering::Relaxed)
     }
 
     /// The underlying blocking connection.
@@ -304,8 +353,8 @@ impl RpcClient {
     /// Closes the connection (`connection.close`, waiting for close-ok); later calls fail with
     /// [`RpcError::Closed`].
     pub fn close(&self) -> Result<(), RpcError> {
-        self.pending.close(RpcError::Closed);
         self.connection.close()?;
+        lock(&self.reply_path).closed = Some(RpcError::Closed);
         Ok(())
     }
 }
@@ -314,7 +363,6 @@ impl Drop for RpcClient {
     fn drop(&mut self) {
         // Close politely (bounded by the close timeout), so the broker sees connection.close
         // rather than a reset; the consumer and channels then have nothing left to undo.
-        self.pending.close(RpcError::Closed);
         let _ = self.connection.close();
     }
 }

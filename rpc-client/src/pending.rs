@@ -66,6 +66,21 @@ pub enum CorrelationIds {
 }
 
 impl CorrelationIds {
+    /// A fresh uuid v4 and the correlation id that writes it in this format: 36 ASCII characters
+    /// or 16 raw bytes, in the first `len` bytes of the array.
+    pub(crate) fn fresh(self) -> (u128, [u8; 36], u8) {
+        let uuid = Uuid::new_v4();
+        let mut wire = [0u8; 36];
+        let len = match self {
+            CorrelationIds::UuidText => uuid.hyphenated().encode_lower(&mut wire).len(),
+            CorrelationIds::UuidBinary => {
+                wire[..16].copy_from_slice(uuid.as_bytes());
+                16
+            }
+        };
+        (uuid.as_u128(), wire, len as u8)
+    }
+
     /// The call id a reply's correlation id names in this format: anything that is not exactly
     /// the bytes this client writes (another spelling of the same uuid included) is not an echo
     /// of one of ours.
@@ -119,29 +134,21 @@ impl Pending {
     pub(crate) fn register(
         self: &Arc<Self>,
     ) -> Result<(PendingGuard, oneshot::Receiver<Result<Reply, RpcError>>), RpcError> {
-        let uuid = Uuid::new_v4();
+        let (id, wire, len) = self.format.fresh();
         let (tx, rx) = oneshot::channel();
         {
             let closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(e) = closed.as_ref() {
                 return Err(e.clone());
             }
-            self.waiters().insert(uuid.as_u128(), tx);
+            self.waiters().insert(id, tx);
         }
-        let mut wire = [0u8; 36];
-        let len = match self.format {
-            CorrelationIds::UuidText => uuid.hyphenated().encode_lower(&mut wire).len(),
-            CorrelationIds::UuidBinary => {
-                wire[..16].copy_from_slice(uuid.as_bytes());
-                16
-            }
-        };
         Ok((
             PendingGuard {
                 pending: Arc::clone(self),
-                id: uuid.as_u128(),
+                id,
                 wire,
-                len: len as u8,
+                len,
             },
             rx,
         ))

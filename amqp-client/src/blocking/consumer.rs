@@ -13,10 +13,10 @@ use crate::message::{Delivery, Returned};
 /// One thing the broker handed to a consumer's channel: see [`Consumer::next_with_returns`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
-    /// A delivery to the consumer.
-    Delivery(Delivery),
-    /// A `mandatory` message the broker could not route, sent back.
-    Returned(Returned),
+    /// A delivery to the consumer (boxed as it was read: it is moved by pointer).
+    Delivery(Box<Delivery>),
+    /// A `mandatory` message the broker could not route, sent back (boxed likewise).
+    Returned(Box<Returned>),
 }
 
 /// The receiving end of a blocking `basic.consume`.
@@ -64,7 +64,7 @@ impl Consumer {
         let mut inner = self.channel.shared().lock();
         let got = inner.wait(Some(deadline), |inner| take_delivery(inner, queue));
         drop(inner);
-        self.note_end(got)
+        self.note_end(got).map(|d| d.map(|d| *d))
     }
 
     /// A delivery already kept for this consumer, without reading the socket; `None` when there
@@ -77,7 +77,7 @@ impl Consumer {
         if let Err(e) = &got {
             self.ended = Some(e.clone());
         }
-        Some(got)
+        Some(got.map(|d| *d))
     }
 
     /// The next delivery to this consumer or message returned on `returns`' channel, whichever
@@ -131,7 +131,7 @@ impl Consumer {
 }
 
 /// The next delivery of consumer queue `queue`, or its end once it has no more.
-fn take_delivery(inner: &mut Inner, queue: u64) -> Option<Result<Delivery>> {
+fn take_delivery(inner: &mut Inner, queue: u64) -> Option<Result<Box<Delivery>>> {
     let Some(q) = inner.routing.consumers.get_mut(&queue) else {
         return Some(Err(Error::ConsumerCancelled("consumer removed".into())));
     };
@@ -142,7 +142,7 @@ fn take_delivery(inner: &mut Inner, queue: u64) -> Option<Result<Delivery>> {
 }
 
 /// The next returned message of returns queue `queue`, or the channel's end once it has no more.
-fn take_return(inner: &mut Inner, queue: u64) -> Option<Result<Returned>> {
+fn take_return(inner: &mut Inner, queue: u64) -> Option<Result<Box<Returned>>> {
     let Some(q) = inner.routing.returns.get_mut(&queue) else {
         return Some(Err(Error::ConnectionLost(
             "the returns listener was replaced".into(),
@@ -208,7 +208,8 @@ impl Returns {
     pub fn next_return(&mut self, deadline: Instant) -> Result<Option<Returned>> {
         let queue = self.queue;
         let mut inner = self.channel.shared().lock();
-        inner.wait(Some(deadline), |inner| take_return(inner, queue))
+        let got = inner.wait(Some(deadline), |inner| take_return(inner, queue));
+        got.map(|r| r.map(|r| *r))
     }
 
     /// A returned message already kept, without reading the socket.
@@ -219,6 +220,7 @@ impl Returns {
             .returns
             .get_mut(&self.queue)
             .and_then(|q| q.items.pop_front())
+            .map(|r| *r)
     }
 }
 
