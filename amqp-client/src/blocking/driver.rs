@@ -59,7 +59,11 @@ impl Inner {
 
     /// Writes what the core has to send, at once (one `write` for everything queued).
     pub(crate) fn flush(&mut self) {
-        if self.io.is_done() || !self.core.poll_transmit(Instant::now(), &mut self.wbuf) {
+        // Asked first: the clock is read only when there is something to send.
+        if self.io.is_done()
+            || !self.core.has_transmit()
+            || !self.core.poll_transmit(Instant::now(), &mut self.wbuf)
+        {
             return;
         }
         let written = self.io.write_all(&self.wbuf);
