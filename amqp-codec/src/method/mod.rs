@@ -170,7 +170,7 @@ macro_rules! read_arg {
     }};
     ($r:ident, table, $n:literal) => {{
         $r.end_bits();
-        $crate::table::read_table($r, $n)?
+        $crate::table::FieldTable::decode_from($r, $n)?
     }};
 }
 pub(crate) use read_arg;
@@ -209,7 +209,7 @@ macro_rules! write_arg {
     }};
     ($w:ident, table, $v:expr, $n:literal) => {{
         $w.end_bits();
-        $crate::table::write_table($w.buf, &$v, $n)?
+        $v.encode_to($w.buf, $n)?
     }};
 }
 pub(crate) use write_arg;
