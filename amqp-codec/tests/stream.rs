@@ -407,3 +407,14 @@ fn encode_publish_matches_encode_message_byte_for_byte() {
     ));
     assert!(buf.is_empty());
 }
+
+#[test]
+fn decode_errors_map_to_reply_codes() {
+    use amqp_codec::ReplyCode;
+    let err = FrameDecoder::default()
+        .decode(&mut BytesMut::from(&[9u8, 0, 0, 0, 0, 0, 0, 0xCE][..]))
+        .unwrap_err();
+    assert_eq!(err.reply(), ReplyCode::FrameError);
+    assert_eq!(err.reply().to_string(), "501 FRAME_ERROR");
+    assert_eq!(err.reply_code(), u16::from(err.reply()));
+}
