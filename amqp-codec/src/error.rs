@@ -126,6 +126,19 @@ pub enum DecodeError {
         /// What arrived.
         found: &'static str,
     },
+    /// The stream ended inside a frame ([`FrameDecoder::decode_eof`](crate::FrameDecoder::decode_eof)).
+    #[error("stream ended inside a {frame}{}: {received} of {} bytes received", on_channel(*channel), whole(*size))]
+    PartialFrame {
+        /// Which frame: `"method frame"`, `"content header frame"`, `"content body frame"`,
+        /// `"heartbeat frame"` or `"protocol header"`.
+        frame: &'static str,
+        /// Its channel, when its header arrived.
+        channel: Option<u16>,
+        /// Bytes of it that arrived.
+        received: usize,
+        /// Its whole size (header, payload and frame-end), when its header arrived.
+        size: Option<u64>,
+    },
     /// A heartbeat frame that is not on channel 0 or carries a payload.
     #[error("heartbeat frame on channel {channel} with {size} payload bytes: heartbeats must be on channel 0 and empty")]
     BadHeartbeat {
@@ -134,6 +147,14 @@ pub enum DecodeError {
         /// Payload size found.
         size: u32,
     },
+}
+
+fn on_channel(channel: Option<u16>) -> String {
+    channel.map_or_else(String::new, |c| format!(" on channel {c}"))
+}
+
+fn whole(size: Option<u64>) -> String {
+    size.map_or_else(|| "at least 7".to_owned(), |s| s.to_string())
 }
 
 fn describe_header(found: &[u8; 8]) -> &'static str {
@@ -155,6 +176,7 @@ impl DecodeError {
             | DecodeError::UnknownFrameType { .. }
             | DecodeError::FrameTooLarge { .. }
             | DecodeError::BadFrameEnd { .. }
+            | DecodeError::PartialFrame { .. }
             | DecodeError::BadHeartbeat { .. } => ReplyCode::FrameError,
             DecodeError::UnknownMethod { .. } | DecodeError::UnknownContentClass { .. } => {
                 ReplyCode::NotImplemented
@@ -181,6 +203,7 @@ impl DecodeError {
             | DecodeError::UnexpectedFrame { .. } => 0,
             DecodeError::FrameTooLarge { .. } => 3,
             DecodeError::UnknownMethod { .. } | DecodeError::UnknownContentClass { .. } => 7,
+            DecodeError::PartialFrame { received, .. } => *received,
             DecodeError::BadFrameEnd { offset, .. }
             | DecodeError::Truncated { offset, .. }
             | DecodeError::TrailingBytes { offset, .. }

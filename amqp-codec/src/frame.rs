@@ -348,6 +348,37 @@ pub(crate) fn encode_body(
     Ok(())
 }
 
+/// What a stream that ended inside a frame held of it: `buf` is the incomplete rest, whose frame
+/// type [`check`] has already accepted.
+#[cold]
+fn partial_frame(buf: &[u8]) -> DecodeError {
+    let frame = match buf.first() {
+        Some(&FRAME_METHOD) => "method frame",
+        Some(&FRAME_HEADER) => "content header frame",
+        Some(&FRAME_BODY) => "content body frame",
+        Some(&FRAME_HEARTBEAT) => "heartbeat frame",
+        Some(b'A') => "protocol header",
+        _ => "frame",
+    };
+    let (channel, size) = match buf {
+        [b'A', ..] => (None, Some(PROTOCOL_HEADER.len() as u64)),
+        [_, c0, c1, s0, s1, s2, s3, ..] => {
+            let payload = u32::from_be_bytes([*s0, *s1, *s2, *s3]);
+            (
+                Some(u16::from_be_bytes([*c0, *c1])),
+                Some(u64::from(payload) + FRAME_OVERHEAD as u64),
+            )
+        }
+        _ => (None, None),
+    };
+    DecodeError::PartialFrame {
+        frame,
+        channel,
+        received: buf.len(),
+        size,
+    }
+}
+
 /// Streaming frame decoder: feed it a growing buffer, get whole frames out.
 ///
 /// It has the shape of tokio-util's `Decoder` (`Ok(None)` = need more bytes, nothing consumed), so
@@ -387,6 +418,12 @@ impl FrameDecoder {
     /// Take one whole frame off the front of `src`, or return `Ok(None)` (consuming nothing) when
     /// more bytes are needed. The frame's payloads share `src`'s memory.
     ///
+    /// When more bytes are needed, `src` is grown to hold them (tokio-util's convention: once the
+    /// 7-byte header has announced a frame, the next read can take all of it at once instead of
+    /// growing the buffer chunk by chunk). The reservation is bounded by `frame_max`, checked
+    /// before anything is reserved, or by [`DEFAULT_FRAME_MAX`] when the decoder has no limit:
+    /// a declared size alone never allocates more than that.
+    ///
     /// Errors found from the frame header (unknown type, oversize, bad protocol header) consume
     /// nothing. A frame whose length was sound but whose content is malformed is consumed, so a
     /// dissector can go on with the next one; a connection must instead close with
@@ -394,11 +431,30 @@ impl FrameDecoder {
     #[inline]
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         match check(src, self.frame_max)? {
-            Status::Incomplete(_) => Ok(None),
+            Status::Incomplete(more) => {
+                let cap = match self.frame_max {
+                    0 => DEFAULT_FRAME_MAX as usize,
+                    max => max as usize,
+                };
+                src.reserve(more.min(cap));
+                Ok(None)
+            }
             Status::Complete(n) => {
                 let mut frame = src.split_to(n).freeze();
                 Frame::decode_front(&mut frame, n, Some)
             }
+        }
+    }
+
+    /// [`decode`](Self::decode) at the end of the stream (the peer closed, the capture ended): a
+    /// frame if a whole one is buffered, `Ok(None)` when nothing is left, and
+    /// [`DecodeError::PartialFrame`] (how many bytes of which frame arrived) when the stream
+    /// stopped inside a frame. Call it until it returns `Ok(None)` or an error.
+    pub fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(partial_frame(src)),
         }
     }
 
