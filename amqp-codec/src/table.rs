@@ -10,8 +10,9 @@
 //! against its enclosing table, every type letter), with the same errors and offsets as a full
 //! decode, and then keeps the table as a zero-copy slice of the frame: no entry is built and nothing
 //! is allocated. Entries are decoded when asked for:
-//! - [`FieldTable::lookup`], [`FieldTable::entries`] and [`FieldTable::len`] read the bytes in place
-//!   (a lookup of `x-deadline` or `traceparent` in a request's headers builds only that value);
+//! - [`FieldTable::lookup`], [`FieldTable::lookup_str`], [`FieldTable::entries`] and
+//!   [`FieldTable::len`] read the bytes in place (a lookup of `x-deadline` in a request's headers
+//!   builds only that value; `lookup_str("traceparent")` borrows the string from the frame);
 //! - [`FieldTable::get`] and [`FieldTable::iter`], which hand out references, decode every entry
 //!   once, on first use, and keep them (nested tables stay undecoded until they are asked for).
 //!
@@ -304,6 +305,36 @@ impl FieldTable {
             walk.skip_value()?;
         }
         None
+    }
+
+    /// The bytes of the first entry named `name` when its value is a long string (`S`) or a byte
+    /// array (`x`), borrowed from the table: no copy, no reference count. `None` when there is no
+    /// such entry or its value has another type. For headers such as `traceparent` or `x-error`.
+    pub fn lookup_bytes(&self, name: &str) -> Option<&[u8]> {
+        if let Some(entries) = self.cache.get() {
+            return match entries.iter().find(|(k, _)| *k == name)?.1 {
+                FieldValue::LongString(ref s) => Some(s.as_bytes()),
+                FieldValue::ByteArray(ref b) => Some(b),
+                _ => None,
+            };
+        }
+        let mut walk = Walk::new(&self.raw);
+        while !walk.at_end() {
+            let at = walk.name()?;
+            if self.raw.get(at) == Some(name.as_bytes()) {
+                return match walk.u8()? {
+                    b'S' | b'x' => self.raw.get(walk.long()?),
+                    _ => None,
+                };
+            }
+            walk.skip_value()?;
+        }
+        None
+    }
+
+    /// [`lookup_bytes`](Self::lookup_bytes) as text: `None` also when the bytes are not UTF-8.
+    pub fn lookup_str(&self, name: &str) -> Option<&str> {
+        std::str::from_utf8(self.lookup_bytes(name)?).ok()
     }
 
     /// True when an entry is named `name` (a scan of the names; nothing is decoded).

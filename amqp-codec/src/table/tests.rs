@@ -274,6 +274,8 @@ fn deadline_and_traceparent_are_read_in_place() {
         }
         other => panic!("{other:?}"),
     }
+    assert_eq!(d.lookup_str("traceparent"), Some(traceparent));
+    assert_eq!(d.lookup_str("x-deadline"), None, "not a string");
     assert_eq!(d.lookup("x-error"), None);
     assert!(d.contains_key("traceparent") && !d.contains_key("trace"));
     assert_eq!(d.len(), 2);
@@ -486,6 +488,13 @@ fn assert_views_agree(lazy: &FieldTable, eager: &FieldTable) {
         if let Some(name) = name.as_str() {
             assert_eq!(lazy.lookup(name).as_ref(), first);
             assert!(lazy.contains_key(name));
+            let bytes = match first {
+                Some(FieldValue::LongString(s)) => Some(s.as_bytes()),
+                Some(FieldValue::ByteArray(b)) => Some(&b[..]),
+                _ => None,
+            };
+            assert_eq!(lazy.lookup_bytes(name), bytes);
+            assert_eq!(eager.lookup_bytes(name), bytes);
         }
         match (value, e_value) {
             (FieldValue::FieldTable(l), FieldValue::FieldTable(e)) => assert_views_agree(l, e),
