@@ -415,6 +415,31 @@ fn every_single_byte_damage_is_judged_as_before() {
     );
 }
 
+/// The table fuzz target's corpus (inputs libFuzzer found interesting against the old decoder,
+/// `fuzz/corpus/table`), each the body of a table: judged as the old decoder judged it.
+#[test]
+fn the_fuzz_corpus_is_judged_as_before() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/table");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/corpus/table") {
+        let body = std::fs::read(entry.expect("corpus entry").path()).expect("corpus file");
+        let Ok(len) = u32::try_from(body.len()) else {
+            continue;
+        };
+        let mut bytes = len.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        match (decode(&bytes), reference::decode(&bytes)) {
+            (Ok(lazy), Ok(before)) => {
+                assert_eq!(format!("{lazy:?}"), format!("{before:?}"));
+                assert_eq!(encode(&lazy), bytes);
+            }
+            (lazy, before) => assert_eq!(lazy.map(drop), before.map(drop)),
+        }
+        checked += 1;
+    }
+    assert!(checked > 100, "only {checked} corpus inputs");
+}
+
 // --- properties ---------------------------------------------------------------------------------
 
 fn key() -> impl Strategy<Value = Vec<u8>> {
