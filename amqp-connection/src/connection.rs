@@ -368,6 +368,11 @@ impl Connection {
         !self.out.is_empty()
     }
 
+    /// How many bytes wait to be written: what a driver bounds to give publishers backpressure.
+    pub fn transmit_len(&self) -> usize {
+        self.out.len()
+    }
+
     /// The next thing that happened, in order.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -884,13 +889,11 @@ impl Connection {
             _ if closing => Ok(()),
             Method::ConnectionBlocked(b) => {
                 let reason = b.reason.to_string_lossy().into_owned();
-                tracing::info!(reason = %amqp_codec::Escaped(reason.as_bytes()), "broker blocked publishing");
                 self.blocked = Some(reason.clone());
                 self.events.push_back(Event::Blocked { reason });
                 Ok(())
             }
             Method::ConnectionUnblocked(_) => {
-                tracing::info!("broker unblocked publishing");
                 if self.blocked.take().is_some() {
                     self.events.push_back(Event::Unblocked);
                 }
