@@ -538,7 +538,14 @@ impl Connection {
             let silence = now.saturating_duration_since(self.last_recv);
             if silence >= hb * 2 {
                 tracing::warn!(limit = ?(hb * 2), "heartbeat timeout: the broker sent nothing");
-                self.fail(Error::HeartbeatTimeout(hb * 2));
+                // A close of ours under way keeps its reason, as at EOF: the silence only ends
+                // the wait for its close-ok (the calls learn why the close began, e.g. a reply
+                // timeout, not that the broker then went quiet).
+                let error = match &self.closing {
+                    Some(c) => c.error.clone(),
+                    None => Error::HeartbeatTimeout(hb * 2),
+                };
+                self.fail(error);
                 return;
             }
             // Only when nothing else went out for half an interval (and nothing waits to).

@@ -558,6 +558,40 @@ fn silent_peer_is_dead_after_two_intervals_and_fails_waiters() {
     ));
 }
 
+/// A close of ours waits for close-ok at most CLOSE_TIMEOUT, and less if the broker's silence
+/// proves it dead first; either way the connection ends with the reason the close began with
+/// (as at EOF), not with the silence. Before the fix a reply timeout's calls were told
+/// "heartbeat timeout" when the broker stayed silent.
+#[test]
+fn a_silent_peer_while_we_close_ends_with_the_close_reason() {
+    let mut h = Harness::with_query("heartbeat=1");
+    h.handshake(Tune {
+        heartbeat: 1,
+        ..Tune::default()
+    });
+    h.conn.set_reply_timeout(secs(1));
+    let ch = h.open_channel();
+    h.call(ch, declare("q"));
+    // The broker stays silent but for heartbeats until the reply deadline, then falls silent.
+    h.run_until(900 * MS);
+    h.send(&[Frame::Heartbeat]);
+    h.run_until(secs(1));
+    assert!(h.conn.is_closing());
+    // Dead at 0.9 s + 2 s, before the close's own 1 s + CLOSE_TIMEOUT.
+    h.run_until(2900 * MS - MS);
+    assert!(h.conn.is_closing());
+    h.run_until(2900 * MS);
+    let events = h.events();
+    assert!(
+        matches!(&events[..], [
+            Event::Reply { channel: 1, result: Err(Error::ReplyTimeout { .. }) },
+            Event::ChannelClosed { .. },
+            Event::Closed { error: Error::ReplyTimeout { .. } },
+        ]),
+        "{events:?}"
+    );
+}
+
 #[test]
 fn any_bytes_from_the_peer_keep_it_alive() {
     let mut h = Harness::with_query("heartbeat=2");
