@@ -583,11 +583,19 @@ fn a_silent_peer_while_we_close_ends_with_the_close_reason() {
     h.run_until(2900 * MS);
     let events = h.events();
     assert!(
-        matches!(&events[..], [
-            Event::Reply { channel: 1, result: Err(Error::ReplyTimeout { .. }) },
-            Event::ChannelClosed { .. },
-            Event::Closed { error: Error::ReplyTimeout { .. } },
-        ]),
+        matches!(
+            &events[..],
+            [
+                Event::Reply {
+                    channel: 1,
+                    result: Err(Error::ReplyTimeout { .. })
+                },
+                Event::ChannelClosed { .. },
+                Event::Closed {
+                    error: Error::ReplyTimeout { .. }
+                },
+            ]
+        ),
         "{events:?}"
     );
 }
