@@ -1,7 +1,7 @@
 //! One channel's protocol state, driven by the frames the broker sends on it and the methods the
 //! client sends on it (sans-IO).
 //!
-//! [`ChannelState::handle`] takes each frame of the channel, reassembles content, checks every
+//! `ChannelState::handle` takes each frame of the channel, reassembles content, checks every
 //! rule the spec gives a client (a reply must answer the oldest call and be one it allows, a
 //! delivery must name a known consumer, acks come only in confirm mode, …) and turns what happened
 //! into [`Event`]s. A broken rule is a [`Violation`], which closes the whole connection.

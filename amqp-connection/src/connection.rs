@@ -368,6 +368,11 @@ impl Connection {
         !self.out.is_empty()
     }
 
+    /// How many bytes wait to be written: what a driver bounds to give publishers backpressure.
+    pub fn transmit_len(&self) -> usize {
+        self.out.len()
+    }
+
     /// The next thing that happened, in order.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -474,8 +479,9 @@ impl Connection {
             c.error.clone()
         } else if unread > 0 {
             Error::ConnectionLost(format!(
-                "peer closed the connection in the middle of a frame ({unread} bytes of it \
+                "peer closed the connection in the middle of a frame ({unread} byte{} of it \
                  received){}",
+                if unread == 1 { "" } else { "s" },
                 self.while_()
             ))
         } else {
@@ -904,13 +910,11 @@ impl Connection {
             _ if closing => Ok(()),
             Method::ConnectionBlocked(b) => {
                 let reason = b.reason.to_string_lossy().into_owned();
-                tracing::info!(reason = %amqp_codec::Escaped(reason.as_bytes()), "broker blocked publishing");
                 self.blocked = Some(reason.clone());
                 self.events.push_back(Event::Blocked { reason });
                 Ok(())
             }
             Method::ConnectionUnblocked(_) => {
-                tracing::info!("broker unblocked publishing");
                 if self.blocked.take().is_some() {
                     self.events.push_back(Event::Unblocked);
                 }

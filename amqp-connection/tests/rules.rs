@@ -301,7 +301,7 @@ fn eof_one_byte_into_tune_is_a_cut_frame_not_a_bad_login() {
     match &e {
         Error::ConnectionLost(text) => {
             assert!(text.contains("middle of a frame"), "{text}");
-            assert!(text.contains("1 bytes"), "{text}");
+            assert!(text.contains("(1 byte of it"), "{text}");
             assert!(text.contains("connection.tune"), "{text}");
         }
         other => panic!("expected ConnectionLost, got {other}"),

@@ -63,9 +63,15 @@ impl RpcClientBuilder {
     }
 
     /// The default limit on each call (default 30 s); [`CallOptions::timeout`] overrides it.
+    /// Setting the client up (connect, handshake, reply queue, consumer) is bounded by it too.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// The default limit on each call.
+    pub fn call_timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The default request queue (default `rpc_queue`), used by [`RpcClient::call`] and the
@@ -97,28 +103,54 @@ impl RpcClientBuilder {
         self
     }
 
-    /// Connects to the broker and sets up the reply path.
+    /// Connects to the broker and sets up the reply path, all of it within the client's
+    /// timeout (a broker that accepts the connection and then goes silent cannot hold it longer).
     pub async fn connect(self) -> Result<RpcClient, RpcError> {
-        let connection = Connection::connect(&self.uri).await?;
-        self.with_connection(connection).await
+        let deadline = Instant::now() + self.timeout;
+        let connection = setup_step(
+            deadline,
+            self.timeout,
+            "the connection",
+            Connection::connect(&self.uri),
+        )
+        .await?;
+        self.with_connection_by(connection, deadline).await
     }
 
-    /// Sets up the reply path on an existing connection (the client opens its own channel).
+    /// Sets up the reply path on an existing connection (the client opens its own channel),
+    /// within the client's timeout.
     pub async fn with_connection(self, connection: Connection) -> Result<RpcClient, RpcError> {
-        let channel = connection.open_channel().await?;
+        let deadline = Instant::now() + self.timeout;
+        self.with_connection_by(connection, deadline).await
+    }
+
+    /// [`RpcClientBuilder::with_connection`], every step done by `deadline`.
+    pub(crate) async fn with_connection_by(
+        self,
+        connection: Connection,
+        deadline: Instant,
+    ) -> Result<RpcClient, RpcError> {
+        let limit = self.timeout;
+        let channel = setup_step(
+            deadline,
+            limit,
+            "channel.open-ok",
+            connection.open_channel(),
+        )
+        .await?;
         let reply_to = match self.reply_mode {
             ReplyMode::CallbackQueue => {
                 // queue_declare(queue='', exclusive=True): the broker names it.
-                let declared = channel
-                    .queue_declare(
-                        "",
-                        amqp_client::QueueDeclareOptions {
-                            exclusive: true,
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                declared.queue
+                let declare = channel.queue_declare(
+                    "",
+                    amqp_client::QueueDeclareOptions {
+                        exclusive: true,
+                        ..Default::default()
+                    },
+                );
+                setup_step(deadline, limit, "queue.declare-ok", declare)
+                    .await?
+                    .queue
             }
             ReplyMode::DirectReplyTo => DIRECT_REPLY_TO.to_owned(),
         };
@@ -129,28 +161,28 @@ impl RpcClientBuilder {
         // no task hop between the socket and the caller's oneshot (measured: ~0.5 µs of client
         // CPU per call at C=64, and one wake-up fewer on the sequential path).
         let pending = Arc::new(Pending::new(self.correlation_ids));
-        channel
-            .basic_consume_with(
-                &reply_to,
-                amqp_client::BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                {
-                    let replies = ReplySink(Arc::clone(&pending));
-                    move |delivery| match delivery {
-                        Ok(delivery) => deliver(&replies.0, delivery),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "RPC reply consumer ended");
-                            replies.0.close(RpcError::ConnectionLost(e));
-                        }
+        let consume = channel.basic_consume_with(
+            &reply_to,
+            amqp_client::BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            {
+                let replies = ReplySink(Arc::clone(&pending));
+                move |delivery| match delivery {
+                    Ok(delivery) => deliver(&replies.0, delivery),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "RPC reply consumer ended");
+                        replies.0.close(RpcError::ConnectionLost(e));
                     }
-                },
-            )
-            .await?;
+                }
+            },
+        );
+        setup_step(deadline, limit, "basic.consume-ok", consume).await?;
         let returns = channel.returns();
         let returns_task = tokio::spawn(route_returns(returns, Arc::clone(&pending)));
         tracing::debug!(reply_to = %reply_to, mode = ?self.reply_mode, "RPC client ready");
+        let blocked = connection.blocked();
         Ok(RpcClient {
             inner: Arc::new(Inner {
                 connection,
@@ -159,19 +191,42 @@ impl RpcClientBuilder {
                 pending,
                 returns_task,
                 config: self,
+                probe: tokio::sync::Mutex::new(None),
+                blocked,
             }),
         })
+    }
+}
+
+/// One step of setting a client up, failed with [`RpcError::SetupTimeout`] if `deadline` passes.
+pub(crate) async fn setup_step<T>(
+    deadline: Instant,
+    limit: Duration,
+    waiting_for: &'static str,
+    step: impl std::future::Future<Output = Result<T, amqp_client::Error>>,
+) -> Result<T, RpcError> {
+    match tokio::time::timeout_at(deadline.into(), step).await {
+        Ok(r) => r.map_err(RpcError::from),
+        Err(_) => Err(RpcError::SetupTimeout {
+            timeout: limit,
+            waiting_for,
+        }),
     }
 }
 
 /// Per-call settings.
 #[derive(Debug, Clone, Default)]
 pub struct CallOptions {
-    /// Limit on this call (default: the client's).
+    /// Limit on this call (default: the client's). It becomes the call's deadline, which the
+    /// request carries to the server (`expiration` and `x-deadline`, see [`rpc_wire::deadline`]).
     pub timeout: Option<Duration>,
-    /// Extra properties of the request (`content_type`, `headers`, `expiration`, …).
-    /// `reply_to` and `correlation_id` are always set by the client.
+    /// Extra properties of the request (`content_type`, `headers`, …). `reply_to`,
+    /// `correlation_id` and `expiration` are always set by the client, and the `x-deadline` and
+    /// `traceparent` headers added to any given here.
     pub properties: BasicProperties,
+    /// The trace this call belongs to (default: the task's current one, see
+    /// [`rpc_wire::trace::current`], else a fresh trace). The request names a new span of it.
+    pub trace: Option<rpc_wire::TraceParent>,
 }
 
 impl CallOptions {
@@ -198,6 +253,12 @@ struct Inner {
     pending: Arc<Pending>,
     returns_task: JoinHandle<()>,
     config: RpcClientBuilder,
+    /// The one channel that asks the broker how many consumers a queue has (for the message of
+    /// a timed-out call), opened on first use and again after a 404 closed it. One channel for
+    /// every probe: 10,000 stalled calls must not open 10,000 channels.
+    probe: tokio::sync::Mutex<Option<Channel>>,
+    /// The connection's `connection.blocked` state.
+    blocked: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl Drop for Inner {
@@ -243,15 +304,34 @@ impl RpcClient {
     ) -> Result<Reply, RpcError> {
         let inner = &*self.inner;
         let timeout = options.timeout.unwrap_or(inner.config.timeout);
-        let (guard, rx) = inner.pending.register()?;
         let started = Instant::now();
+        let deadline = started + timeout;
+        // A broker under a memory or disk alarm stops reading publishes, and a send buffer over
+        // its mark means the broker is not keeping up: wait (within the call's deadline) rather
+        // than pile requests up. Boxed: the rare path must not grow every call's future.
+        if inner.blocked.borrow().is_some() || inner.channel.needs_room() {
+            Box::pin(self.wait_to_send(deadline, timeout, queue)).await?;
+        }
+        let (guard, rx) = inner.pending.register()?;
+        let trace = options
+            .trace
+            .or_else(rpc_wire::trace::current)
+            .map_or_else(rpc_wire::trace::new_trace, |parent| {
+                parent.child(rpc_wire::trace::new_span_id())
+            });
         {
             // Scoped so the properties (368 bytes) are not kept in the call's future across the await.
-            let properties = options
+            let left = deadline.saturating_duration_since(Instant::now());
+            let deadline_ms = rpc_wire::deadline::unix_millis(std::time::SystemTime::now() + left);
+            let mut properties = options
                 .properties
                 .with_reply_to(inner.reply_to.as_str())
-                .with_correlation_id(guard.correlation_id());
-            inner.channel.basic_publish(
+                .with_correlation_id(guard.correlation_id())
+                .with_expiration(rpc_wire::deadline::expiration(left));
+            let headers = properties.headers.get_or_insert_with(Default::default);
+            headers.insert(rpc_wire::DEADLINE_HEADER, deadline_ms);
+            headers.insert(rpc_wire::TRACEPARENT_HEADER, trace.to_string());
+            inner.channel.basic_publish_now(
                 "",
                 queue,
                 BasicPublishOptions::mandatory(),
@@ -259,7 +339,9 @@ impl RpcClient {
                 &body.into(),
             )?;
         }
-        let reply = match tokio::time::timeout(timeout, rx).await {
+        tracing::trace!(queue, trace_id = %format_args!("{:032x}", trace.trace_id), "RPC request");
+        let timeout_left = deadline.saturating_duration_since(Instant::now());
+        let reply = match tokio::time::timeout(timeout_left, rx).await {
             Ok(Ok(outcome)) => outcome?,
             // The waiter was dropped without the map being closed: the client is being dropped.
             Ok(Err(_)) => return Err(RpcError::Closed),
@@ -279,17 +361,95 @@ impl RpcClient {
         match error_code(&reply.properties) {
             Some(code) => Err(RpcError::Server {
                 code,
-                message: String::from_utf8_lossy(&reply.body).into_owned(),
+                message: crate::json::error_message(&reply),
             }),
             None => Ok(reply),
         }
     }
 
-    /// How many consumers `queue` has, asked on a channel of its own: a passive declare of a
-    /// missing queue closes its channel (404), which must not be the client's channel.
+    /// Calls `queue` with `request` as JSON (`content_type: application/json`) and reads the
+    /// reply as JSON into `Resp`. A reply that is not `application/json`, or whose JSON does not
+    /// fit `Resp`, is [`RpcError::UnexpectedReply`]; an error reply is [`RpcError::Server`] with
+    /// the message from its JSON error body.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: rpc_client::RpcClient) -> Result<(), rpc_client::RpcError> {
+    /// use rpc_wire::json::{FibReply, FibRequest};
+    /// let reply: FibReply = client.call_json("rpc_queue", &FibRequest { n: 30 }).await?;
+    /// assert_eq!(reply.fib, "832040");
+    /// # Ok(()) }
+    /// ```
+    pub async fn call_json<Req, Resp>(&self, queue: &str, request: &Req) -> Result<Resp, RpcError>
+    where
+        Req: serde::Serialize + ?Sized,
+        Resp: serde::de::DeserializeOwned,
+    {
+        self.call_json_with(queue, request, CallOptions::default())
+            .await
+    }
+
+    /// [`call_json`](Self::call_json) with per-call options.
+    pub async fn call_json_with<Req, Resp>(
+        &self,
+        queue: &str,
+        request: &Req,
+        mut options: CallOptions,
+    ) -> Result<Resp, RpcError>
+    where
+        Req: serde::Serialize + ?Sized,
+        Resp: serde::de::DeserializeOwned,
+    {
+        let body = crate::json::encode_request(request)?;
+        options.properties.content_type = Some(rpc_wire::CONTENT_TYPE_JSON.into());
+        let reply = self.call_raw_with(queue, body, options).await;
+        crate::json::decode_reply(reply)
+    }
+
+    /// Waits, at most until `deadline`, while the broker blocks publishers (`connection.blocked`:
+    /// then [`RpcError::Blocked`]) and while the send buffer is over its mark (then
+    /// [`RpcError::Timeout`]).
+    async fn wait_to_send(
+        &self,
+        deadline: Instant,
+        timeout: Duration,
+        queue: &str,
+    ) -> Result<(), RpcError> {
+        let mut blocked = self.inner.blocked.clone();
+        let lifted = tokio::time::timeout_at(deadline.into(), blocked.wait_for(Option::is_none))
+            .await
+            .is_ok();
+        if !lifted {
+            let reason = blocked.borrow().clone().unwrap_or_default();
+            return Err(RpcError::Blocked { reason, timeout });
+        }
+        if tokio::time::timeout_at(deadline.into(), self.inner.channel.room())
+            .await
+            .is_err()
+        {
+            return Err(RpcError::Timeout {
+                queue: queue.to_owned(),
+                timeout,
+                consumers: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// How many consumers `queue` has, asked with a passive declare on the client's probe
+    /// channel (a passive declare of a missing queue closes its channel with 404, which must not
+    /// be the channel calls use). Probes take turns on that one channel; a probe that cannot
+    /// start and finish within a short bound answers `None` rather than hold up the caller.
     pub async fn consumer_count(&self, queue: &str) -> Option<u32> {
         let ask = async {
-            let channel = self.inner.connection.open_channel().await.ok()?;
+            let mut probe = self.inner.probe.lock().await;
+            let channel = match probe.as_ref().filter(|ch| ch.status().is_ok()) {
+                Some(ch) => ch.clone(),
+                None => {
+                    let ch = self.inner.connection.open_channel().await.ok()?;
+                    *probe = Some(ch.clone());
+                    ch
+                }
+            };
             let declared = channel
                 .queue_declare(
                     queue,
@@ -298,11 +458,8 @@ impl RpcClient {
                         ..Default::default()
                     },
                 )
-                .await;
-            // A failed passive declare has already closed the channel (404); closing it
-            // again would race the broker's close.
-            let declared = declared.ok()?;
-            let _ = channel.close().await;
+                .await
+                .ok()?;
             Some(declared.consumer_count)
         };
         tokio::time::timeout(CONSUMER_COUNT_TIMEOUT, ask)

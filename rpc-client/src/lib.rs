@@ -70,6 +70,7 @@ pub mod blocking;
 mod client;
 mod error;
 mod fibonacci;
+mod json;
 mod pending;
 mod reconnect;
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Mutex;
 
+use crate::client::setup_step;
 use crate::{CallOptions, FibAnswer, Reply, RpcClient, RpcClientBuilder, RpcError};
 use amqp_client::{Backoff, Connection, ConnectionConfig};
 
@@ -286,10 +287,17 @@ impl ReconnectingRpcClient {
 }
 
 /// A connection to the first of `config`'s addresses that answers, and a client on it.
+/// Connects and sets the client up, all within the builder's timeout.
 async fn open(
     config: &ConnectionConfig,
     builder: &RpcClientBuilder,
 ) -> Result<RpcClient, RpcError> {
-    let connection = Connection::connect_with(config.clone()).await?;
-    builder.clone().with_connection(connection).await
+    let limit = builder.call_timeout();
+    let deadline = std::time::Instant::now() + limit;
+    let connect = Connection::connect_with(config.clone());
+    let connection = setup_step(deadline, limit, "the connection", connect).await?;
+    builder
+        .clone()
+        .with_connection_by(connection, deadline)
+        .await
 }

@@ -117,6 +117,7 @@ async fn a_late_reply_after_the_timeout_is_dropped_and_counted() {
         &props,
         b"13",
     )
+    .await
     .unwrap();
     ch.basic_ack(
         request.delivery_tag,
@@ -294,6 +295,7 @@ async fn bad_input_is_answered_acked_and_survived() {
         &props,
         b"30",
     )
+    .await
     .unwrap();
     let reply = within("reply", STEP, replies.recv()).await.unwrap();
     assert_eq!(error_code(&reply.properties), Some(ErrorCode::BadRequest));
@@ -308,6 +310,7 @@ async fn bad_input_is_answered_acked_and_survived() {
         &props,
         b"30",
     )
+    .await
     .unwrap();
     within("unanswerable counted", STEP, async {
         while server.stats.unanswerable() < 1 {
@@ -371,6 +374,7 @@ async fn hostile_reply_to_does_not_kill_the_server() {
             &props,
             b"10",
         )
+        .await
         .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_millis(300);
         while ch.status().is_ok() && std::time::Instant::now() < deadline {
@@ -454,4 +458,91 @@ async fn a_lost_reply_queue_fails_waiting_and_later_calls_at_once() {
         .unwrap_err();
     assert!(matches!(later, RpcError::ConnectionLost(_)), "{later:?}");
     assert_eq!(client.in_flight(), 0);
+}
+
+/// Many calls timing out at once ask the broker for the queue's consumer count on one shared
+/// probe channel: the client's connection keeps a handful of channels, not one per stalled call.
+#[tokio::test]
+async fn timed_out_calls_share_one_probe_channel() {
+    require_broker();
+    let queue = unique("rpc-stalled");
+    let _guard = QueueGuard(queue.clone());
+    let (_conn, ch) = raw_channel().await;
+    declare(&ch, &queue).await;
+    let name = unique("probe");
+    let client = within(
+        "client connect",
+        STEP,
+        rpc_client::RpcClient::builder()
+            // A low channel_max: one channel per probe would run out and report nothing.
+            .uri(format!("{}?connection_name={name}&channel_max=4", uri()))
+            .queue(&queue)
+            .connect(),
+    )
+    .await
+    .expect("client");
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let client = client.clone();
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                client
+                    .call_raw_with(
+                        &queue,
+                        "1",
+                        CallOptions::timeout(Duration::from_millis(200)),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        let err = within("stalled call", STEP, call)
+            .await
+            .expect("task")
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RpcError::Timeout {
+                    consumers: Some(0),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    let listed = rabbitmqctl(&["-q", "list_connections", "client_properties", "channels"]);
+    let line = listed
+        .lines()
+        .find(|l| l.contains(&name))
+        .unwrap_or_else(|| panic!("connection {name} not listed:\n{listed}"));
+    let channels: u32 = line
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no channel count in {line}"));
+    // The call channel and the probe channel.
+    assert!(
+        channels <= 2,
+        "{channels} channels after 50 timed-out calls: {line}"
+    );
+}
+
+fn rabbitmqctl(args: &[&str]) -> String {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let mut cmd = if root {
+        std::process::Command::new("rabbitmqctl")
+    } else {
+        let mut c = std::process::Command::new("sudo");
+        c.arg("rabbitmqctl");
+        c
+    };
+    let out = cmd.args(args).output().expect("run rabbitmqctl");
+    assert!(out.status.success(), "rabbitmqctl {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod fake_broker;
 pub mod fault_proxy;
 pub mod figures;
 pub mod serve;

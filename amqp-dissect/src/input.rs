@@ -1,64 +1,21 @@
 //! What the input is (capture file, hex dump, raw AMQP bytes), and the loop that turns it into
 //! [`Event`]s: packets → TCP streams → frames, or bytes → one raw stream → frames.
 
-use std::io::{self, BufReader, Cursor, IsTerminal, Read};
+use std::io::{self, BufReader, Cursor, Read};
 use std::rc::Rc;
 
 use amqp_codec::{check, Frame, Status};
-use indicatif::{ProgressBar, ProgressStyle};
 use pcap_parser::Linktype;
 
-use super::capture::{read_capture, Captured};
-use super::frames::{Found, FrameStream, Located};
-use super::hexdump::HexPackets;
-use super::packet::{guess_segment, tcp_segment};
-use super::tcp::{PacketMeta, Segment, Streams};
-use super::{DecodeArgs, Endpoints, Event, InputFormat, Outcome, Side, Unreadable, What};
+use crate::capture::{read_capture, Captured};
+use crate::frames::{Found, FrameStream, Located};
+use crate::hexdump::HexPackets;
+use crate::packet::{guess_segment, tcp_segment};
+use crate::tcp::{PacketMeta, Segment, Streams};
+use crate::{Endpoints, Event, InputFormat, Options, Outcome, Side, Unreadable, What};
 
-/// Files larger than this get a progress bar on a terminal.
-const PROGRESS_THRESHOLD: u64 = 4 * 1024 * 1024;
 /// Bytes looked at to tell the format.
 const SNIFF: usize = 64 * 1024;
-
-/// A progress bar over the bytes read, or nothing.
-#[derive(Debug, Clone, Default)]
-pub struct Progress(Option<ProgressBar>);
-
-impl Progress {
-    /// No progress bar.
-    pub fn none() -> Self {
-        Progress(None)
-    }
-
-    /// A bar for a file of `len` bytes, when stderr is a terminal and the file is large.
-    pub fn for_file(len: u64) -> Self {
-        if len < PROGRESS_THRESHOLD || !io::stderr().is_terminal() {
-            return Progress(None);
-        }
-        let bar = ProgressBar::new(len);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        Progress(Some(bar))
-    }
-}
-
-struct Counting<R> {
-    inner: R,
-    bar: Option<ProgressBar>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(bar) = &self.bar {
-            bar.inc(n as u64);
-        }
-        Ok(n)
-    }
-}
 
 /// Tell the format from the first bytes.
 pub fn sniff(prefix: &[u8]) -> Option<InputFormat> {
@@ -89,34 +46,28 @@ fn looks_like_frame(bytes: &[u8]) -> bool {
     if !matches!(bytes.first(), Some(1 | 2 | 3 | 8)) || bytes.len() < 7 {
         return false;
     }
-    match check(bytes, super::DEFAULT_FRAME_LIMIT) {
+    match check(bytes, crate::DEFAULT_FRAME_LIMIT) {
         Ok(Status::Complete(n)) => bytes.get(n - 1) == Some(&amqp_codec::FRAME_END),
         Ok(Status::Incomplete(_)) => true,
         Err(_) => false,
     }
 }
 
-/// Decode `input` and hand each event to `sink` (which returns `false` to stop).
+/// Decode `input` and hand each event to `sink` (which returns `false` to stop); the counts.
 pub fn for_each_event(
     input: impl Read + Send,
-    args: &DecodeArgs,
-    progress: Progress,
-    outcome: &mut Outcome,
+    options: &Options,
     sink: &mut dyn FnMut(&Event) -> bool,
-) -> Result<(), Unreadable> {
-    let bar = progress.0.clone();
-    let mut input = Counting {
-        inner: input,
-        bar: progress.0,
-    };
+) -> Result<Outcome, Unreadable> {
+    let mut input = input;
     let mut prefix = Vec::with_capacity(SNIFF);
     (&mut input).take(SNIFF as u64).read_to_end(&mut prefix)?;
     if prefix.is_empty() {
         return Err(Unreadable::Format("empty input".into()));
     }
-    let format = match args.format {
+    let format = match options.format {
         Some(f) => f,
-        None if args.raw => match sniff(&prefix) {
+        None if options.raw => match sniff(&prefix) {
             Some(InputFormat::Hex) => InputFormat::Hex,
             _ => InputFormat::Bin,
         },
@@ -127,6 +78,7 @@ pub fn for_each_event(
         })?,
     };
     let input = Cursor::new(prefix).chain(input);
+    let mut outcome = Outcome::default();
     let mut counted = |e: &Event| {
         match e.what {
             What::Frame { .. } => outcome.frames += 1,
@@ -134,21 +86,17 @@ pub fn for_each_event(
         }
         sink(e)
     };
-    let result = match format {
-        InputFormat::Pcap => captures(input, args, &mut counted),
-        InputFormat::Hex => hex(input, args, &mut counted),
-        InputFormat::Bin => raw_bytes(input, args, &mut counted),
-    };
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let packets = result?;
+    let packets = match format {
+        InputFormat::Pcap => captures(input, options, &mut counted),
+        InputFormat::Hex => hex(input, options, &mut counted),
+        InputFormat::Bin => raw_bytes(input, options, &mut counted),
+    }?;
     outcome.packets = packets.packets;
     if let Some(damage) = packets.damage {
         outcome.damage = Some(damage);
         outcome.errors += 1;
     }
-    Ok(())
+    Ok(outcome)
 }
 
 #[derive(Debug, Default)]
@@ -173,10 +121,10 @@ impl Emitter<'_> {
 
 fn captures(
     input: impl Read + Send,
-    args: &DecodeArgs,
+    options: &Options,
     sink: &mut dyn FnMut(&Event) -> bool,
 ) -> Result<Consumed, Unreadable> {
-    let mut streams = Streams::new(args.port, args.frame_max);
+    let mut streams = Streams::new(options.broker_port, options.frame_max);
     let mut em = Emitter {
         sink,
         stopped: false,
@@ -204,18 +152,18 @@ fn captures(
 
 fn hex(
     input: impl Read,
-    args: &DecodeArgs,
+    options: &Options,
     sink: &mut dyn FnMut(&Event) -> bool,
 ) -> Result<Consumed, Unreadable> {
     let mut packets = HexPackets::new(BufReader::new(input)).peekable();
-    let raw = args.raw
+    let raw = options.raw
         || match packets.peek() {
             Some(Ok(first)) => first.bytes.starts_with(b"AMQP") || looks_like_frame(&first.bytes),
             Some(Err(e)) => return Err(Unreadable::Format(format!("not a hex dump: {e}"))),
             None => return Err(Unreadable::Format("no hex bytes found".into())),
         };
     if raw {
-        let mut stream = RawStream::new(args.frame_max);
+        let mut stream = RawStream::new(options.frame_max);
         let mut number = 0;
         for packet in packets {
             let packet = packet.map_err(|e| Unreadable::Format(format!("hex dump: {e}")))?;
@@ -230,7 +178,7 @@ fn hex(
             damage: None,
         });
     }
-    let mut streams = Streams::new(args.port, args.frame_max);
+    let mut streams = Streams::new(options.broker_port, options.frame_max);
     let mut em = Emitter {
         sink,
         stopped: false,
@@ -311,10 +259,10 @@ fn reassembled_segment<'a>(seg: &Segment<'a>, pdu: &'a [u8]) -> Option<Segment<'
 
 fn raw_bytes(
     mut input: impl Read,
-    args: &DecodeArgs,
+    options: &Options,
     sink: &mut dyn FnMut(&Event) -> bool,
 ) -> Result<Consumed, Unreadable> {
-    let mut stream = RawStream::new(args.frame_max);
+    let mut stream = RawStream::new(options.frame_max);
     let mut chunk = vec![0u8; 1 << 16];
     loop {
         let n = match input.read(&mut chunk) {

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
-use super::frames::{FrameStream, Located};
-use super::{Endpoints, Event, Side};
+use crate::frames::{FrameStream, Located};
+use crate::{Endpoints, Event, Side};
 
 /// Out-of-order bytes one direction may hold while it waits for a missing segment; beyond this
 /// the hole is declared lost and decoding resumes after it.

@@ -7,7 +7,7 @@ use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_parser::data::{get_packetdata, PacketData};
 use pcap_parser::Linktype;
 
-use super::tcp::Segment;
+use crate::tcp::Segment;
 
 /// `LINKTYPE_LOOP`: OpenBSD loopback, the null header in network byte order.
 const LINKTYPE_LOOP: Linktype = Linktype(108);

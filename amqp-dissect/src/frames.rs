@@ -37,16 +37,16 @@ pub enum Found {
     },
 }
 
-impl From<Found> for super::What {
+impl From<Found> for crate::What {
     fn from(found: Found) -> Self {
         match found {
-            Found::Frame(frame, length) => super::What::Frame { frame, length },
+            Found::Frame(frame, length) => crate::What::Frame { frame, length },
             Found::Error {
                 channel,
                 length,
                 at,
                 message,
-            } => super::What::Error {
+            } => crate::What::Error {
                 channel,
                 length,
                 at,

@@ -6,7 +6,7 @@ use std::io::Read;
 use pcap_parser::pcapng::Block;
 use pcap_parser::{create_reader, Linktype, PcapBlockOwned, PcapError};
 
-use super::Unreadable;
+use crate::Unreadable;
 
 /// Buffer pcap-parser reads records into; grown (up to [`MAX_RECORD`]) for larger records.
 const BUFFER: usize = 256 << 10;
