@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's one test command: broker + pika, formatting, lints, then the workspace tests.
+# The project's one test command: broker + pika, the other libraries' tutorial programs (tests/interop),
+# formatting, lints, then the workspace tests.
 # Extra arguments go to `cargo test --workspace`, e.g. `scripts/test.sh golden -- --nocapture`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ run() {
 
 run scripts/broker.sh
 run scripts/broker-tls.sh
+run scripts/interop.sh
 run cargo fmt --all -- --check
 run cargo clippy --workspace --all-targets -- -D warnings
 run cargo test --workspace "$@"

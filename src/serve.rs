@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use rpc_client::rpc::{Backoff, DEFAULT_URI, RPC_QUEUE};
-use rpc_client::{ConnectionConfig, FieldTable, QueueDeclareOptions};
+use amqp_client::{ConnectionConfig, FieldTable, QueueDeclareOptions};
+use rpc_client::{Backoff, DEFAULT_URI, RPC_QUEUE};
 use rpc_server::{CancellationToken, FibService, ReplyError, Request, RpcServer};
 
 /// Arguments of `amqp-rpc serve`.
@@ -28,7 +28,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = RPC_QUEUE)]
     pub queue: String,
     /// Largest n answered; larger ones get a `too-large` error reply.
-    #[arg(long, value_name = "N", default_value_t = rpc_server::request::DEFAULT_MAX_N)]
+    #[arg(long, value_name = "N", default_value_t = rpc_wire::fibonacci::DEFAULT_MAX_N)]
     pub max_n: u64,
     /// Ack a request only after the broker confirmed its reply (publisher confirms).
     #[arg(long)]
@@ -40,9 +40,14 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after Ctrl-C/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub grace: u64,
-    /// Declare the queue as a quorum queue (durable, replicated over a cluster's nodes).
+    /// Declare the queue as a quorum queue (durable, replicated over a cluster's nodes) when it
+    /// does not exist yet. An existing queue is consumed as it is, whatever its declaration.
     #[arg(long)]
     pub quorum: bool,
+    /// Declare the queue durable (a classic queue that survives a broker restart) when it does
+    /// not exist yet. An existing queue is consumed as it is.
+    #[arg(long, conflicts_with = "quorum")]
+    pub durable: bool,
     /// First wait before reconnecting after the connection is lost (doubles on each failed
     /// attempt, with jitter).
     #[arg(long, default_value = "100ms", value_parser = crate::call::parse_duration)]
@@ -53,6 +58,10 @@ pub struct ServeArgs {
     /// Work this long on each request before answering (a slow service, for fault tests).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub delay_ms: u64,
+    /// Log lines as text (default) or as JSON objects, one per line (each request's lines carry
+    /// its `trace_id`).
+    #[arg(long, value_enum, default_value_t = crate::call::LogFormat::Text)]
+    pub log_format: crate::call::LogFormat,
     /// Stop (gracefully) when stdin reaches end of file: a test that starts this server with a
     /// pipe on stdin takes it down with it however the test ends, even when killed.
     #[arg(long, hide = true)]
@@ -61,7 +70,7 @@ pub struct ServeArgs {
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: &ServeArgs) -> ExitCode {
-    crate::call::init_logging("warn");
+    crate::call::init_logging_as("warn", args.log_format);
     // One thread: a request is received, answered and acked without a cross-thread wake-up.
     // Measured with `amqp-rpc bench` (3 000 sequential fib(1) calls, loaded 2-core machine):
     // p50 172 µs on one thread against 234-261 µs on tokio's multi-thread runtime. fib above
@@ -90,13 +99,18 @@ async fn serve(args: &ServeArgs) -> Result<(), String> {
         .isolate_direct_replies(!args.direct_replies_inline);
     if args.quorum {
         builder = builder.queue_options(quorum_queue());
+    } else if args.durable {
+        builder = builder.queue_options(QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        });
     }
     let service = FibService::new().max_n(args.max_n).print_requests(true);
     let delay = Duration::from_millis(args.delay_ms);
     let handler = move |request: Request| {
         let service = service.clone();
         async move {
-            let answer = service.answer(&request.body).await?;
+            let answer = service.respond(&request).await?;
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }

@@ -1,9 +1,12 @@
 //! Replays the committed fuzz corpora of `decode_hex` and `decode_capture` (fuzz/corpus/) through
-//! the same calls as the fuzz targets, on stable: every input found once stays panic-free.
+//! `amqp-rpc decode`'s printers (tree, JSON, summary, flow), on stable: every input found once
+//! stays panic-free in the CLI too. The dissector's own checks replay in
+//! `amqp-dissect/tests/fuzz_corpus.rs`.
 
 use std::path::Path;
 
-use amqp_rpc::decode::{decode_slice, hexdump, DecodeArgs, FlowStyle, InputFormat};
+use amqp_dissect::hexdump;
+use amqp_rpc::decode::{decode_slice, DecodeArgs, FlowStyle, InputFormat};
 
 fn inputs(target: &str) -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -54,13 +54,14 @@ pub fn encode_message(
 }
 
 /// [`encode_message`] for `basic.publish` from borrowed names: the publish hot path, with no
-/// `ShortString` to build (and allocate) per message.
+/// `ShortString` to build (and allocate) per message. Names are octets (a `reply_to` used as a
+/// routing key need not be UTF-8), so anything that is bytes will do.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_publish(
     dst: &mut BytesMut,
     channel: u16,
-    exchange: &str,
-    routing_key: &str,
+    exchange: impl AsRef<[u8]>,
+    routing_key: impl AsRef<[u8]>,
     mandatory: bool,
     immediate: bool,
     properties: &BasicProperties,
@@ -71,8 +72,8 @@ pub fn encode_publish(
         b.put_u16(BasicPublish::CLASS_ID);
         b.put_u16(BasicPublish::METHOD_ID);
         b.put_u16(0); // ticket: reserved
-        put_short_string(b, exchange.as_bytes(), "exchange")?;
-        put_short_string(b, routing_key.as_bytes(), "routing-key")?;
+        put_short_string(b, exchange.as_ref(), "exchange")?;
+        put_short_string(b, routing_key.as_ref(), "routing-key")?;
         // mandatory and immediate share one octet, first bit lowest (spec 4.2.5.2).
         b.put_u8(u8::from(mandatory) | (u8::from(immediate) << 1));
         Ok(())

@@ -139,14 +139,30 @@ pub enum DecodeError {
         /// Its whole size (header, payload and frame-end), when its header arrived.
         size: Option<u64>,
     },
-    /// A heartbeat frame that is not on channel 0 or carries a payload.
-    #[error("heartbeat frame on channel {channel} with {size} payload bytes: heartbeats must be on channel 0 and empty")]
+    /// A heartbeat frame that is not on channel 0 or carries a payload. The message names only
+    /// the rule that was broken.
+    #[error("{}", bad_heartbeat(*.channel, *.size))]
     BadHeartbeat {
         /// Channel found.
         channel: u16,
         /// Payload size found.
         size: u32,
     },
+}
+
+fn bad_heartbeat(channel: u16, size: u32) -> String {
+    match (channel, size) {
+        (0, size) => {
+            format!("heartbeat frame with a {size}-byte payload: heartbeats must be empty")
+        }
+        (channel, 0) => {
+            format!("heartbeat frame on channel {channel}: heartbeats must be on channel 0")
+        }
+        (channel, size) => format!(
+            "heartbeat frame on channel {channel} with a {size}-byte payload: heartbeats must be \
+             on channel 0 and empty"
+        ),
+    }
 }
 
 fn on_channel(channel: Option<u16>) -> String {
@@ -249,4 +265,38 @@ pub enum EncodeError {
         /// The value given.
         frame_max: u32,
     },
+}
+
+#[cfg(test)]
+mod heartbeat_message_tests {
+    use crate::{Frame, FrameDecoder};
+    use bytes::BytesMut;
+
+    fn decode_error(bytes: &[u8]) -> String {
+        let mut buf = BytesMut::from(bytes);
+        FrameDecoder::new(0)
+            .decode(&mut buf)
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// The message names the rule that was broken, not one that was kept.
+    #[test]
+    fn a_bad_heartbeat_says_what_is_wrong_with_it() {
+        let with_payload = decode_error(&[8, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4, 0xce]);
+        assert_eq!(
+            with_payload,
+            "heartbeat frame with a 4-byte payload: heartbeats must be empty"
+        );
+        let on_channel = decode_error(&[8, 0, 3, 0, 0, 0, 0, 0xce]);
+        assert_eq!(
+            on_channel,
+            "heartbeat frame on channel 3: heartbeats must be on channel 0"
+        );
+        let mut ok = BytesMut::from(&[8u8, 0, 0, 0, 0, 0, 0, 0xce][..]);
+        assert_eq!(
+            FrameDecoder::new(0).decode(&mut ok).unwrap(),
+            Some(Frame::Heartbeat)
+        );
+    }
 }

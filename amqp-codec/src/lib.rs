@@ -46,6 +46,7 @@
 pub mod constants;
 pub mod content;
 pub mod error;
+pub mod escape;
 pub mod frame;
 pub mod method;
 pub mod properties;
@@ -61,6 +62,7 @@ pub use content::{
     encode_message, encode_publish, message_frames, Assembled, Message, MessageAssembler,
 };
 pub use error::{DecodeError, EncodeError};
+pub use escape::Escaped;
 pub use frame::{check, Frame, FrameDecoder, ProtocolHeader, Status};
 pub use method::*;
 pub use properties::{BasicProperties, ContentHeader};

@@ -1,17 +1,7 @@
-//! `amqp-rpc decode` on arbitrary bytes as a capture file (pcap, pcapng) and as detected input:
-//! the capture reader, link/IP/TCP layers, reassembly, frames and the printers. Nothing may panic.
+//! The dissector on arbitrary bytes as a capture file (pcap, pcapng) and as detected input: the
+//! capture reader, link/IP/TCP layers, reassembly and frames (checks in `src/decode.rs`).
 #![no_main]
 
-use amqp_rpc::decode::{decode_slice, DecodeArgs, FlowStyle, InputFormat};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let mut args = DecodeArgs::new(Some(InputFormat::Pcap));
-    let _ = decode_slice(data, &args);
-    args.format = None;
-    args.flow = Some(FlowStyle::Text);
-    let _ = decode_slice(data, &args);
-    args.flow = None;
-    args.json = true;
-    let _ = decode_slice(data, &args);
-});
+fuzz_target!(|data: &[u8]| amqp_rpc_fuzz::decode::check_capture(data));

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use amqp_codec::BasicProperties;
-use rpc_client::rpc::ErrorCode;
+use rpc_wire::ErrorCode;
 
-use crate::request::FibRequestError;
+use rpc_wire::fibonacci::FibRequestError;
 
 /// One RPC request as the worker received it.
 #[derive(Debug, Clone)]
@@ -27,23 +27,28 @@ pub struct Request {
 }
 
 impl Request {
-    /// The request's `correlation_id`, when present and UTF-8.
-    pub fn correlation_id(&self) -> Option<&str> {
-        self.properties.correlation_id.as_ref()?.as_str()
+    /// The request's `correlation_id`, byte for byte. AMQP short strings are octets, not text
+    /// (RabbitMQ's Erlang client sends a 16-byte binary uuid); print one with
+    /// [`DisplayId`](rpc_wire::DisplayId).
+    pub fn correlation_id(&self) -> Option<&[u8]> {
+        self.properties
+            .correlation_id
+            .as_ref()
+            .map(|s| s.as_bytes())
     }
 
-    /// The request's `reply_to`, when present and UTF-8.
-    pub fn reply_to(&self) -> Option<&str> {
-        self.properties.reply_to.as_ref()?.as_str()
+    /// The request's `reply_to`, byte for byte.
+    pub fn reply_to(&self) -> Option<&[u8]> {
+        self.properties.reply_to.as_ref().map(|s| s.as_bytes())
     }
 }
 
 /// An error reply: a code for the `x-error` header and a message for the body (see
-/// [`rpc_client::rpc::protocol`]).
+/// [`rpc_wire`]).
 ///
 /// Any `std::error::Error` converts into one with the code `handler-error` (so `?` works in a
-/// handler), except [`FibRequestError`], which keeps its own code (`bad-request`/`too-large`). Use
-/// [`ReplyError::new`] for another code.
+/// handler). Use [`ReplyError::new`] for another code, and [`ReplyError::from_request`] for a
+/// [`FibRequestError`], which has its own (`bad-request`/`too-large`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyError {
     /// The code.
@@ -65,6 +70,12 @@ impl ReplyError {
     pub fn handler(message: impl fmt::Display) -> Self {
         ReplyError::new(ErrorCode::HandlerError, message.to_string())
     }
+
+    /// The reply to a Fibonacci request that is not valid: its own code (`bad-request` or
+    /// `too-large`) and message.
+    pub fn from_request(e: FibRequestError) -> Self {
+        ReplyError::new(e.code(), e.to_string())
+    }
 }
 
 impl fmt::Display for ReplyError {
@@ -77,9 +88,6 @@ impl fmt::Display for ReplyError {
 // overlap with `From<T> for T` (the pattern anyhow uses).
 impl<E: std::error::Error + 'static> From<E> for ReplyError {
     fn from(e: E) -> Self {
-        if let Some(fib) = (&e as &dyn std::error::Error).downcast_ref::<FibRequestError>() {
-            return ReplyError::new(fib.code(), fib.to_string());
-        }
         let mut message = e.to_string();
         let mut source = e.source();
         while let Some(s) = source {
@@ -91,11 +99,52 @@ impl<E: std::error::Error + 'static> From<E> for ReplyError {
     }
 }
 
+/// A handler's answer: the reply body and, when it is not plain bytes, its `content_type`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Response {
+    /// The reply body.
+    pub body: Bytes,
+    /// The reply's `content_type` (`None`: not set, as tutorial six's replies).
+    pub content_type: Option<&'static str>,
+}
+
+impl Response {
+    /// `value` as JSON, with `content_type: application/json`.
+    pub fn json<T: serde::Serialize>(value: &T) -> Result<Response, ReplyError> {
+        let body = serde_json::to_vec(value).map_err(|e| {
+            ReplyError::new(
+                ErrorCode::Internal,
+                format!("the reply could not be written as JSON: {e}"),
+            )
+        })?;
+        Ok(Response {
+            body: body.into(),
+            content_type: Some(rpc_wire::CONTENT_TYPE_JSON),
+        })
+    }
+}
+
+impl<B: Into<Bytes>> From<B> for Response {
+    fn from(body: B) -> Self {
+        Response {
+            body: body.into(),
+            content_type: None,
+        }
+    }
+}
+
 /// The future a [`Handler`] returns, boxed.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, ReplyError>> + Send>>;
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ReplyError>> + Send>>;
 
 /// Anything that answers requests: implemented for every `Fn(Request) -> impl Future<Output =
-/// Result<B, E>>` where `B` converts into [`Bytes`] and `E` into [`ReplyError`].
+/// Result<B, E>>` where `B` converts into a [`Response`] (any [`Bytes`]-like body does) and `E`
+/// into [`ReplyError`].
+///
+/// **Cancellation**: a request whose deadline (`x-deadline`) passes while its handler runs is
+/// cancelled by dropping the handler's future (it is not polled again, no reply is sent and the
+/// request is acked). A handler that must undo something when cancelled does it in a `Drop`
+/// guard; work moved to another thread (`spawn_blocking`) runs to its end but its result is
+/// discarded.
 ///
 /// ```
 /// use rpc_server::{Handler, Request, ReplyError};
@@ -117,7 +166,7 @@ impl<F, Fut, B, E> Handler for F
 where
     F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<B, E>> + Send + 'static,
-    B: Into<Bytes>,
+    B: Into<Response>,
     E: Into<ReplyError>,
 {
     fn call(&self, request: Request) -> HandlerFuture {
@@ -127,6 +176,63 @@ where
 }
 
 pub(crate) type SharedHandler = Arc<dyn Handler>;
+
+/// A handler of JSON requests: the body is parsed as `Req` (a body that is not the JSON expected
+/// gets a `bad-request` reply naming what was wrong), `f` answers, and the answer is sent as JSON
+/// with `content_type: application/json`. Error replies keep `x-error` and carry a JSON body
+/// (`{"error": {"code": …, "message": …}}`).
+///
+/// ```
+/// use rpc_server::{json_handler, Handler, ReplyError};
+/// #[derive(serde::Deserialize)]
+/// struct Add { a: i64, b: i64 }
+/// fn assert_handler(_: impl Handler) {}
+/// assert_handler(json_handler(|req: Add| async move { Ok::<_, ReplyError>(req.a + req.b) }));
+/// ```
+pub fn json_handler<Req, Resp, F, Fut>(f: F) -> impl Handler
+where
+    Req: serde::de::DeserializeOwned + Send + 'static,
+    Resp: serde::Serialize + Send + 'static,
+    F: Fn(Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, ReplyError>> + Send + 'static,
+{
+    JsonHandler {
+        f,
+        _types: std::marker::PhantomData,
+    }
+}
+
+struct JsonHandler<F, Req, Resp> {
+    f: F,
+    _types: std::marker::PhantomData<fn(Req) -> Resp>,
+}
+
+impl<Req, Resp, F, Fut> Handler for JsonHandler<F, Req, Resp>
+where
+    Req: serde::de::DeserializeOwned + Send + 'static,
+    Resp: serde::Serialize + Send + 'static,
+    F: Fn(Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, ReplyError>> + Send + 'static,
+{
+    fn call(&self, request: Request) -> HandlerFuture {
+        let parsed = parse_json::<Req>(&request.body);
+        let fut = parsed.map(|req| (self.f)(req));
+        Box::pin(async move { Response::json(&fut?.await?) })
+    }
+}
+
+/// Parses a request body as `T`, or the `bad-request` error that says why not.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ReplyError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ReplyError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "request body is not the JSON expected ({}): {e}",
+                std::any::type_name::<T>()
+            ),
+        )
+    })
+}
 
 #[cfg(test)]
 mod tests {
@@ -138,14 +244,16 @@ mod tests {
 
     #[test]
     fn errors_convert_with_their_codes() {
-        let e: ReplyError = FibRequestError::Empty.into();
+        let e = ReplyError::from_request(FibRequestError::Empty);
         assert_eq!(e.code, ErrorCode::BadRequest);
-        let e: ReplyError = FibRequestError::OverBound {
+        let e = ReplyError::from_request(FibRequestError::OverBound {
             n: "7".into(),
             max: 5,
-        }
-        .into();
+        });
         assert_eq!(e.code, ErrorCode::TooLarge);
+        // Generic conversion knows no error type in particular: any error is a handler error.
+        let e: ReplyError = FibRequestError::Empty.into();
+        assert_eq!(e.code, ErrorCode::HandlerError);
         let e: ReplyError = Outer(std::io::Error::other("disk on fire")).into();
         assert_eq!(e.code, ErrorCode::HandlerError);
         assert_eq!(e.message, "outer: disk on fire");

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use amqp_codec::Frame;
 
 use super::{info, preview, Printer};
-use crate::decode::{Event, Side, What};
+use amqp_dissect::{Event, Side, What};
 
 /// Arrows kept at most; the rest are counted, not drawn.
 const MAX_ARROWS: usize = 100_000;

@@ -7,7 +7,7 @@ use amqp_codec::{FieldTable, FieldValue, Frame};
 use serde_json::{json, Map, Value};
 
 use super::{decimal, hex, properties, type_name, Printer};
-use crate::decode::{Event, What};
+use amqp_dissect::{Event, What};
 
 /// Nesting beyond which tables are cut off in JSON (serde_json's serializer recurses).
 const MAX_DEPTH: usize = 64;

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use amqp_codec::Frame;
 
 use super::{info, method_label, Printer};
-use crate::decode::{Event, Side, What};
+use amqp_dissect::{Event, Side, What};
 
 /// Prints the summary.
 #[derive(Debug)]

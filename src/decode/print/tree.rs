@@ -7,7 +7,7 @@ use amqp_codec::method::ArgValue;
 use amqp_codec::{FieldTable, FieldValue, Frame};
 
 use super::{arg_text, field_text, frame_type, properties, title, type_name, Printer};
-use crate::decode::{Event, What};
+use amqp_dissect::{Event, What};
 
 /// Bytes of a body shown in the preview.
 const PREVIEW: usize = 32;
@@ -40,8 +40,8 @@ impl TreePrinter {
 impl Printer for TreePrinter {
     fn event(&mut self, event: &Event, out: &mut dyn Write) -> io::Result<()> {
         let (from, to) = match event.side {
-            crate::decode::Side::Client => (&event.endpoints.client, &event.endpoints.broker),
-            crate::decode::Side::Broker => (&event.endpoints.broker, &event.endpoints.client),
+            amqp_dissect::Side::Client => (&event.endpoints.client, &event.endpoints.broker),
+            amqp_dissect::Side::Broker => (&event.endpoints.broker, &event.endpoints.client),
         };
         // A raw stream's endpoints are just "client" and "broker": no addresses to show.
         let addresses = if from.contains(':') {

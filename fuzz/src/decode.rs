@@ -1,0 +1,92 @@
+//! Targets `decode_capture` and `decode_hex`: arbitrary bytes through the dissector
+//! (`amqp_dissect`): capture reader, hex-dump parser, link/IP/TCP layers, reassembly, frames.
+//!
+//! For every input: nothing panics and the run ends; the outcome counts exactly the events handed
+//! out (one more error when the input itself was damaged); within a stream direction, events come
+//! in stream order (offsets never go back) and name a packet that was read; only capture files
+//! carry timestamps; and a sink that stops after the first event gets no second one.
+//!
+//! Self-contained (it uses only `amqp_dissect`), so that `amqp-dissect/tests/fuzz_corpus.rs`
+//! includes this very file with `#[path]` and replays the committed corpora on stable.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use amqp_dissect::{dissect, hexdump, input, InputFormat, Options, Side, What};
+
+/// `decode_capture`: the input as a capture file, then with its format detected.
+pub fn check_capture(data: &[u8]) {
+    run(data, Some(InputFormat::Pcap), false);
+    run(data, None, false);
+}
+
+/// `decode_hex`: the input as a hex dump of packets, the hex-dump parser alone, and the input
+/// as a raw AMQP stream (hex or binary, as detected).
+pub fn check_hex(data: &[u8]) {
+    let _ = hexdump::parse(&String::from_utf8_lossy(data));
+    run(data, Some(InputFormat::Hex), false);
+    run(data, None, true);
+}
+
+fn run(data: &[u8], format: Option<InputFormat>, raw: bool) {
+    let options = Options {
+        format,
+        raw,
+        ..Options::default()
+    };
+    let mut frames = 0u64;
+    let mut errors = 0u64;
+    let mut timed = 0u64;
+    let mut last: HashMap<(u32, Side), u64> = HashMap::new();
+    let mut packets = Vec::new();
+    let result = dissect(data, &options, |event| {
+        match event.what {
+            What::Frame { .. } => frames += 1,
+            What::Error { .. } => errors += 1,
+        }
+        if event.time.is_some() {
+            timed += 1;
+        }
+        let previous = last.insert((event.stream, event.side), event.offset);
+        assert!(
+            previous.is_none_or(|p| p <= event.offset),
+            "stream {} {:?}: offset {} after {previous:?}",
+            event.stream,
+            event.side,
+            event.offset
+        );
+        packets.push(event.packet);
+        ControlFlow::Continue(())
+    });
+    let Ok(outcome) = result else {
+        return;
+    };
+    assert_eq!(outcome.frames, frames, "frames counted");
+    let damaged = u64::from(outcome.damage.is_some());
+    assert_eq!(outcome.errors, errors + damaged, "errors counted");
+    assert!(
+        packets.iter().all(|&p| p <= outcome.packets),
+        "an event names a packet beyond the {} read",
+        outcome.packets
+    );
+    let capture = match format {
+        Some(f) => f == InputFormat::Pcap,
+        None => {
+            !raw && input::sniff(data.get(..64 * 1024).unwrap_or(data)) == Some(InputFormat::Pcap)
+        }
+    };
+    assert!(
+        capture || timed == 0,
+        "timestamps from input that is not a capture"
+    );
+    // A sink that breaks gets nothing more.
+    let mut after_break = 0;
+    let _ = dissect(data, &options, |_| {
+        after_break += 1;
+        ControlFlow::Break(())
+    });
+    assert!(
+        after_break <= 1,
+        "{after_break} events after the sink stopped"
+    );
+}
