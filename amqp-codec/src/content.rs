@@ -7,12 +7,13 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::error::{DecodeError, EncodeError};
-use crate::frame::{
-    encode_body, encode_with, Frame, FRAME_HEADER, FRAME_METHOD, FRAME_MIN_SIZE, FRAME_OVERHEAD,
+use crate::constants::{
+    BASIC_CLASS_ID, FRAME_HEADER, FRAME_METHOD, FRAME_MIN_SIZE, FRAME_OVERHEAD,
 };
+use crate::error::{DecodeError, EncodeError};
+use crate::frame::{encode_body, encode_with, Frame};
 use crate::method::{BasicPublish, Method};
-use crate::properties::{encode_header_payload, BasicProperties, ContentHeader, BASIC_CLASS_ID};
+use crate::properties::{encode_header, BasicProperties, ContentHeader};
 use crate::wire::put_short_string;
 
 /// A whole message: the method that carries it, its properties and its body.
@@ -48,7 +49,7 @@ pub fn encode_message(
     frame_max: u32,
 ) -> Result<(), EncodeError> {
     encode_content(dst, channel, properties, body, frame_max, |b| {
-        method.encode_payload(b)
+        method.encode(b)
     })
 }
 
@@ -96,7 +97,7 @@ fn encode_content(
         let after_method = dst.len();
         check_size(after_method - start, frame_max)?;
         encode_with(dst, FRAME_HEADER, channel, |b| {
-            encode_header_payload(b, BASIC_CLASS_ID, 0, body.len() as u64, properties)
+            encode_header(b, BASIC_CLASS_ID, 0, body.len() as u64, properties)
         })?;
         check_size(dst.len() - after_method, frame_max)?;
         for piece in body.chunks(chunk) {

@@ -1,7 +1,7 @@
 //! One channel's protocol state, driven by the frames the broker sends on it and the methods the
 //! client sends on it (sans-IO).
 //!
-//! [`ChannelState::handle`] takes each frame of the channel, reassembles content, checks every
+//! `ChannelState::handle` takes each frame of the channel, reassembles content, checks every
 //! rule the spec gives a client (a reply must answer the oldest call and be one it allows, a
 //! delivery must name a known consumer, acks come only in confirm mode, …) and turns what happened
 //! into [`Event`]s. A broken rule is a [`Violation`], which closes the whole connection.
@@ -159,6 +159,12 @@ impl ChannelState {
             }
             _ => false,
         }
+    }
+
+    /// Whether the channel has had its last event ([`Event::ChannelClosed`]): closed, or its
+    /// close crossed the broker's and only the number is still held.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.crossed || matches!(self.status, Status::Closed(_))
     }
 
     /// Whether `tag` is a live (not cancelled) consumer of this channel.

@@ -7,30 +7,32 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use amqp_codec::{DecodeError, EncodeError, Escaped};
+use amqp_codec::{DecodeError, EncodeError, Escaped, ReplyCode};
 
-/// AMQP reply code 200: a normal close.
-pub const REPLY_SUCCESS: u16 = 200;
-/// AMQP reply code 320: the broker is shutting the connection down (an operator action).
-pub const CONNECTION_FORCED: u16 = 320;
-/// AMQP reply code 403: authentication failed, or the user may not do this.
-pub const ACCESS_REFUSED: u16 = 403;
-/// AMQP reply code 404: no such queue or exchange.
-pub const NOT_FOUND: u16 = 404;
-/// AMQP reply code 405: the queue is exclusive to another connection.
-pub const RESOURCE_LOCKED: u16 = 405;
-/// AMQP reply code 406: a declare conflicts with what exists, or an ack names an unknown tag.
-pub const PRECONDITION_FAILED: u16 = 406;
-/// AMQP reply code 501: a malformed frame.
-pub const FRAME_ERROR: u16 = amqp_codec::error::FRAME_ERROR;
-/// AMQP reply code 503: a method that is not valid here (e.g. a second `channel.open`).
-pub const COMMAND_INVALID: u16 = 503;
-/// AMQP reply code 504: a frame on a channel that is not open.
-pub const CHANNEL_ERROR: u16 = 504;
-/// AMQP reply code 505: a frame arrived that is not allowed in the current state.
-pub const UNEXPECTED_FRAME: u16 = amqp_codec::error::UNEXPECTED_FRAME;
-/// AMQP reply code 530: the virtual host is not open to this user (or does not exist).
-pub const NOT_ALLOWED: u16 = 530;
+// The reply codes this layer names, as numbers for matching; their one definition (with the
+// spec's names and classes) is `amqp_codec::ReplyCode`.
+/// 200 REPLY_SUCCESS: a normal close.
+pub const REPLY_SUCCESS: u16 = ReplyCode::Success.code();
+/// 320 CONNECTION_FORCED: the broker is shutting the connection down (an operator action).
+pub const CONNECTION_FORCED: u16 = ReplyCode::ConnectionForced.code();
+/// 403 ACCESS_REFUSED: authentication failed, or the user may not do this.
+pub const ACCESS_REFUSED: u16 = ReplyCode::AccessRefused.code();
+/// 404 NOT_FOUND: no such queue or exchange.
+pub const NOT_FOUND: u16 = ReplyCode::NotFound.code();
+/// 405 RESOURCE_LOCKED: the queue is exclusive to another connection.
+pub const RESOURCE_LOCKED: u16 = ReplyCode::ResourceLocked.code();
+/// 406 PRECONDITION_FAILED: a declare conflicts with what exists, or an ack names an unknown tag.
+pub const PRECONDITION_FAILED: u16 = ReplyCode::PreconditionFailed.code();
+/// 501 FRAME_ERROR: a malformed frame.
+pub const FRAME_ERROR: u16 = ReplyCode::FrameError.code();
+/// 503 COMMAND_INVALID: a method that is not valid here (e.g. a second `channel.open`).
+pub const COMMAND_INVALID: u16 = ReplyCode::CommandInvalid.code();
+/// 504 CHANNEL_ERROR: a frame on a channel that is not open.
+pub const CHANNEL_ERROR: u16 = ReplyCode::ChannelError.code();
+/// 505 UNEXPECTED_FRAME: a frame arrived that is not allowed in the current state.
+pub const UNEXPECTED_FRAME: u16 = ReplyCode::UnexpectedFrame.code();
+/// 530 NOT_ALLOWED: the virtual host is not open to this user (or does not exist).
+pub const NOT_ALLOWED: u16 = ReplyCode::NotAllowed.code();
 
 /// Everything that can go wrong on a connection or a channel.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -173,6 +175,11 @@ impl Error {
             Error::Decode(e) => Some(e.reply_code()),
             _ => None,
         }
+    }
+
+    /// The reply code as the spec names it (`404 NOT_FOUND`), if the error carries one.
+    pub fn reply_code_named(&self) -> Option<ReplyCode> {
+        self.reply_code().map(ReplyCode::from_code)
     }
 
     /// True for errors after which the connection is gone (as opposed to a channel or a call).

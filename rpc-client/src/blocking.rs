@@ -5,10 +5,12 @@
 //! call publishes its request (one `write`) and reads the socket on the caller's own thread until
 //! its reply is there (usually one `read`). Between calls the shell's keeper thread answers the
 //! broker's heartbeats, so an idle client stays connected. Everything else is the async client's:
-//! the same correlation ids ([`CorrelationIds`], matched byte for byte), the same reply modes
-//! (callback queue or direct reply-to), `mandatory` requests with [`RpcError::NoRoute`], the
-//! same timeouts (set-up included) and the same handling of late and duplicate replies (dropped
-//! and counted).
+//! the same requests (correlation ids as [`CorrelationIds`] says, matched byte for byte; the
+//! deadline as `expiration` and `x-deadline`; `traceparent`), the same reply modes (callback
+//! queue or direct reply-to), `mandatory` requests with [`RpcError::NoRoute`], the same
+//! timeouts (set-up included), calls that wait out `connection.blocked` within their deadline
+//! ([`RpcError::Blocked`]), late and unknown replies dropped and counted apart, and the same
+//! metrics when the builder has them.
 //!
 //! One client has one call in flight: calls from several threads take turns, each publishing its
 //! request only when the previous call has its answer (or its error). So a reply matches the one
@@ -29,7 +31,8 @@ use amqp_client::{
 };
 use rpc_wire::{DisplayId, DIRECT_REPLY_TO};
 
-use crate::client::{server_error, CONSUMER_COUNT_TIMEOUT};
+use crate::client::{call_trace, request_properties, server_error, CONSUMER_COUNT_TIMEOUT};
+use crate::pending::GivenUp;
 use crate::{CallOptions, CorrelationIds, FibAnswer, Reply, ReplyMode, RpcClientBuilder, RpcError};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -44,6 +47,8 @@ struct ReplyPath {
     returns: Returns,
     /// Set once the client can take no more calls (the reply consumer ended, or `close`).
     closed: Option<RpcError>,
+    /// Calls that timed out, so that a reply coming for one is told late, not unknown.
+    given_up: GivenUp,
 }
 
 /// A blocking RPC caller on the blocking shell: the async [`crate::RpcClient`]'s behaviour with
@@ -62,6 +67,7 @@ pub struct RpcClient {
     ids: CorrelationIds,
     answered: AtomicU64,
     dropped: AtomicU64,
+    late: AtomicU64,
     config: RpcClientBuilder,
 }
 
@@ -174,6 +180,7 @@ impl RpcClient {
                 consumer,
                 returns,
                 closed: None,
+                given_up: GivenUp::default(),
             }),
             channel,
             probe: Mutex::new(None),
@@ -183,6 +190,7 @@ impl RpcClient {
             ids: builder.correlation_ids,
             answered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            late: AtomicU64::new(0),
             config: builder,
         })
     }
@@ -212,31 +220,60 @@ impl RpcClient {
         body: impl Into<Bytes>,
         options: CallOptions,
     ) -> Result<Reply, RpcError> {
+        let Some(metrics) = &self.config.metrics else {
+            return self.call_inner(queue, body.into(), options);
+        };
+        metrics.started();
+        let started = Instant::now();
+        let outcome = self.call_inner(queue, body.into(), options);
+        metrics.finished(queue, &outcome.as_ref().map(drop), started.elapsed());
+        outcome
+    }
+
+    fn call_inner(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: CallOptions,
+    ) -> Result<Reply, RpcError> {
         let timeout = options.timeout.unwrap_or(self.config.timeout);
         let deadline = Instant::now() + timeout;
         let mut path = lock(&self.reply_path);
         if let Some(e) = &path.closed {
             return Err(e.clone());
         }
-        let (_, wire, len) = self.ids.fresh();
+        // A broker under a memory or disk alarm stops reading publishes: wait (within the call's
+        // deadline) rather than write into a socket nobody reads.
+        if let Some(reason) = self.connection.blocked() {
+            if !self.connection.wait_while_blocked(deadline)? {
+                return Err(RpcError::Blocked { reason, timeout });
+            }
+        }
+        let (call_id, wire, len) = self.ids.fresh();
         let id = &wire[..usize::from(len)];
+        let trace = call_trace(options.trace);
         {
-            let properties = options
-                .properties
-                .with_reply_to(self.reply_to_property.clone())
-                .with_correlation_id(id);
+            let properties = request_properties(
+                options.properties,
+                self.reply_to_property.clone(),
+                id,
+                deadline,
+                trace,
+            );
             self.channel.basic_publish(
                 "",
                 queue,
                 BasicPublishOptions::mandatory(),
                 &properties,
-                &body.into(),
+                &body,
             )?;
         }
+        tracing::trace!(queue, trace_id = %format_args!("{:032x}", trace.trace_id), "RPC request");
         let ReplyPath {
             consumer,
             returns,
             closed,
+            given_up,
         } = &mut *path;
         loop {
             match consumer.next_with_returns(returns, deadline) {
@@ -248,14 +285,13 @@ impl RpcClient {
                         } = *d;
                         return server_error(Reply { body, properties });
                     }
-                    // Late (its call timed out), a duplicate, or never ours.
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
                     match d.properties.correlation_id.as_ref() {
                         Some(other) => {
                             tracing::debug!(correlation_id = %DisplayId(other.as_bytes()), "reply for no waiting call dropped")
                         }
                         None => tracing::debug!("reply without correlation_id dropped"),
                     }
+                    self.count_dropped(given_up, d.properties.correlation_id.as_ref());
                 }
                 Ok(Some(Incoming::Returned(r))) => {
                     let Some(returned_id) = r.properties.correlation_id.as_ref() else {
@@ -270,10 +306,11 @@ impl RpcClient {
                     }
                     // The request of an earlier call that gave up: counted as the async
                     // client counts it.
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.count_dropped(given_up, Some(returned_id));
                 }
                 Ok(None) => {
-                    // Late replies to this call are dropped and counted from now on.
+                    // A reply to this call from now on is late, and dropped.
+                    given_up.remember(call_id);
                     drop(path);
                     let consumers = self.consumer_count(queue);
                     return Err(RpcError::Timeout {
@@ -291,6 +328,21 @@ impl RpcClient {
                     return Err(error);
                 }
             }
+        }
+    }
+
+    /// A reply (or a returned request) for no call in flight: late if its call timed out (once:
+    /// a second one is a duplicate), else unknown.
+    fn count_dropped(&self, given_up: &mut GivenUp, correlation_id: Option<&ShortString>) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        let late = correlation_id
+            .and_then(|c| self.ids.parse(c.as_bytes()))
+            .is_some_and(|id| given_up.take(id));
+        if late {
+            self.late.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(m) = &self.config.metrics {
+            m.dropped_reply(late);
         }
     }
 
@@ -338,6 +390,12 @@ impl RpcClient {
     /// call timed out.
     pub fn dropped_replies(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Replies that came for a call after it had timed out (part of
+    /// [`dropped_replies`](Self::dropped_replies)).
+    pub fn late_replies(&self) -> u64 {
+        self.late.load(Ordering::Relaxed)
     }
 
     /// Replies handed to their callers so far.

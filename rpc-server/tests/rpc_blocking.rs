@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amqp_client::{BasicConsumeOptions, BasicProperties, QueueDeclareOptions};
-use amqp_codec::{BasicConsumeOk, ChannelOpenOk, Frame, Method, QueueDeclareOk};
+use amqp_codec::{
+    BasicConsumeOk, BasicDeliver, BasicProperties as Props, ChannelOpenOk, ConnectionBlocked,
+    ConnectionUnblocked, Frame, Method, QueueDeclareOk,
+};
 use common::*;
 use fake_broker::{FakeBroker, Peer};
 use rpc_client::blocking::{FibonacciRpcClient, RpcClient as BlockingRpcClient};
@@ -152,6 +155,11 @@ fn late_and_duplicate_replies_are_dropped_and_counted() {
         let mut seen = 0;
         loop {
             let request = within("request", STEP, requests.recv()).await.unwrap();
+            // The request carries what the async client's does: its deadline and its trace.
+            let p = &request.properties;
+            assert!(p.expiration.is_some(), "{p:?}");
+            assert!(rpc_wire::deadline::deadline_of(p).is_some(), "{p:?}");
+            assert!(rpc_wire::trace::traceparent_of(p).is_some(), "{p:?}");
             let reply_to = request.properties.reply_to.clone().unwrap().to_string();
             let props = BasicProperties::default()
                 .with_correlation_id(request.properties.correlation_id.clone().unwrap());
@@ -164,6 +172,7 @@ fn late_and_duplicate_replies_are_dropped_and_counted() {
                     &props,
                     &request.body,
                 )
+                .await
                 .unwrap();
             }
             ch.basic_ack(
@@ -182,6 +191,8 @@ fn late_and_duplicate_replies_are_dropped_and_counted() {
     let answer = client.call_raw(&queue, "8").unwrap();
     assert_eq!(&answer[..], b"8", "the next call got its own reply");
     assert_eq!(client.dropped_replies(), 2);
+    // The first reply to the timed-out call is late; the second is a duplicate, unknown.
+    assert_eq!(client.late_replies(), 1);
     assert_eq!(client.answered_replies(), 1);
     drop(rt.block_on(server).unwrap());
 }
@@ -414,4 +425,80 @@ fn drop_closes_the_connection_cleanly() {
         ),
         "{gone:?}"
     );
+}
+
+/// Heartbeats from the fake broker's side every 250 ms until the socket fails.
+fn heartbeats(mut stream: std::net::TcpStream) {
+    use std::io::Write;
+    while stream.write_all(&[8, 0, 0, 0, 0, 0, 0, 0xce]).is_ok() {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn calls_wait_out_a_blocked_connection_within_their_deadline() {
+    // The broker blocks publishers right after the set-up, unblocks 2 s later, then answers the
+    // one request it gets.
+    let broker = FakeBroker::start(|mut peer| {
+        if accept_client(&mut peer, 1).is_none() {
+            return;
+        }
+        std::thread::spawn({
+            let beat = peer
+                .stream
+                .try_clone()
+                .expect("clone the fake broker's socket");
+            move || heartbeats(beat)
+        });
+        let blocked = ConnectionBlocked {
+            reason: "low on memory".into(),
+        };
+        peer.send(Frame::Method(0, blocked.into()));
+        std::thread::sleep(Duration::from_millis(2000));
+        peer.send(Frame::Method(0, ConnectionUnblocked {}.into()));
+        let request = loop {
+            match peer.recv() {
+                Some(Frame::Header(_, h)) => break h.properties,
+                Some(_) => continue,
+                None => return,
+            }
+        };
+        let deliver = BasicDeliver {
+            consumer_tag: "ctag-fake".into(),
+            delivery_tag: 1,
+            redelivered: false,
+            exchange: "".into(),
+            routing_key: "amq.gen-fake".into(),
+        };
+        let reply = Props::default().with_correlation_id(request.correlation_id.unwrap());
+        let mut wire = bytes::BytesMut::new();
+        amqp_codec::encode_message(&mut wire, 1, &deliver.into(), &reply, b"55", 131_072)
+            .expect("encode the reply");
+        peer.send_raw(&wire);
+        peer.silence();
+    });
+    let fib = FibonacciRpcClient::connect(&format!("{}?heartbeat=1", broker.uri())).unwrap();
+    // Nobody calls: the keeper reads the broker's connection.blocked.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        fib.rpc().connection().blocked().as_deref(),
+        Some("low on memory")
+    );
+    let t = Instant::now();
+    let err = fib
+        .call_timeout(10, Duration::from_millis(400))
+        .unwrap_err();
+    assert!(
+        matches!(&err, RpcError::Blocked { reason, .. } if reason == "low on memory"),
+        "{err:?}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    // A longer deadline outlasts the alarm: the request goes out once it is lifted.
+    let answer = fib.call_timeout(10, Duration::from_secs(10)).unwrap();
+    assert_eq!(answer, 55u64);
+    assert!(fib.rpc().connection().blocked().is_none());
 }

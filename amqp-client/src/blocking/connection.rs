@@ -229,6 +229,17 @@ impl Connection {
         self.shared().lock().routing.blocked.clone()
     }
 
+    /// Waits, driving the connection, while the broker blocks publishers
+    /// (`connection.blocked`), at most until `deadline`: true once it does not (at once if it
+    /// did not), false if it still does at the deadline.
+    pub fn wait_while_blocked(&self, deadline: Instant) -> Result<bool> {
+        let mut inner = self.shared().lock();
+        let lifted = inner.wait(Some(deadline), |inner| {
+            inner.routing.blocked.is_none().then_some(Ok(()))
+        })?;
+        Ok(lifted.is_some())
+    }
+
     /// Negotiated highest channel number.
     pub fn channel_max(&self) -> u16 {
         self.handle.tuned.channel_max
