@@ -16,7 +16,7 @@
 //! request only when the previous call has its answer (or its error). So a reply matches the one
 //! call in flight or none — a late reply to a timed-out call, a duplicate — and no correlation
 //! map is needed: the async client's map, its locks and its per-call channel are what a
-//! sequential call would pay for nothing (measured: see `bench/NOTES.md`). Use the async
+//! sequential call would pay for nothing (see `bench/NOTES.md`). Use the async
 //! [`crate::RpcClient`] for many calls in flight.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +69,9 @@ pub struct RpcClient {
     dropped: AtomicU64,
     late: AtomicU64,
     config: RpcClientBuilder,
+    /// Made by [`RpcClient::connect`] (closed on drop), not lent by
+    /// [`RpcClient::with_connection`] (only the client's channels close then).
+    owns_connection: bool,
 }
 
 /// Whether a reply's correlation id is the call's, byte for byte: as in the async client, the
@@ -123,7 +126,9 @@ impl RpcClient {
             }
             r => r?,
         };
-        Self::with_connection_by(builder, connection, deadline)
+        let mut client = Self::with_connection_by(builder, connection, deadline)?;
+        client.owns_connection = true;
+        Ok(client)
     }
 
     /// Sets up the reply path on an existing blocking connection (the client opens its own
@@ -192,6 +197,7 @@ impl RpcClient {
             dropped: AtomicU64::new(0),
             late: AtomicU64::new(0),
             config: builder,
+            owns_connection: false,
         })
     }
 
@@ -408,8 +414,8 @@ impl RpcClient {
         &self.connection
     }
 
-    /// Closes the connection (`connection.close`, waiting for close-ok); later calls fail with
-    /// [`RpcError::Closed`].
+    /// Closes the connection (`connection.close`, waiting for close-ok; a lent one too); later
+    /// calls fail with [`RpcError::Closed`].
     pub fn close(&self) -> Result<(), RpcError> {
         self.connection.close()?;
         lock(&self.reply_path).closed = Some(RpcError::Closed);
@@ -419,9 +425,12 @@ impl RpcClient {
 
 impl Drop for RpcClient {
     fn drop(&mut self) {
-        // Close politely (bounded by the close timeout), so the broker sees connection.close
-        // rather than a reset; the consumer and channels then have nothing left to undo.
-        let _ = self.connection.close();
+        // Close its own connection politely (bounded by the close timeout), so the broker sees
+        // connection.close rather than a reset; the consumer and channels then have nothing left
+        // to undo. A lent connection stays open: the consumer and channels close themselves.
+        if self.owns_connection {
+            let _ = self.connection.close();
+        }
     }
 }
 

@@ -502,3 +502,26 @@ fn calls_wait_out_a_blocked_connection_within_their_deadline() {
     assert_eq!(answer, 55u64);
     assert!(fib.rpc().connection().blocked().is_none());
 }
+
+#[test]
+fn a_lent_connection_outlives_the_client() {
+    require_broker();
+    let rt = runtime();
+    let queue = unique("rpc-blocking-lent");
+    let _guard = QueueGuard(queue.clone());
+    let server = rt.block_on(serve(RpcServer::builder().queue(&queue), FibService::new()));
+    let connection = amqp_client::blocking::Connection::connect(&uri()).expect("connect");
+    let client = BlockingRpcClient::with_connection(
+        RpcClient::builder().queue(&queue).timeout(STEP),
+        connection.clone(),
+    )
+    .unwrap();
+    assert_eq!(client.call("12").unwrap(), "144");
+    drop(client);
+    // The client's channel and consumer went with it; the connection is still the caller's.
+    assert!(connection.error().is_none());
+    let ch = connection.open_channel().unwrap();
+    ch.close().unwrap();
+    connection.close().unwrap();
+    rt.block_on(server.stop()).unwrap();
+}
