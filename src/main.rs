@@ -4,9 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use amqp_rpc::decode;
+use amqp_rpc::{bench, decode};
 
-mod bench;
 mod call;
 mod demo;
 mod serve;
