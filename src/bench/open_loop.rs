@@ -131,6 +131,8 @@ pub struct Sample {
     pub latency: f32,
     /// The call failed (timeout, error reply, …).
     pub failed: bool,
+    /// The call was sent more than [`LATE_SEND`] after its scheduled time.
+    pub late: bool,
 }
 
 /// What an open-loop run measured.
@@ -168,7 +170,7 @@ pub struct OpenLoopReport {
     pub samples: Vec<Sample>,
     cpu: CpuTimes,
     peak_rss_bytes: u64,
-    /// What the plot's title says about the run.
+    /// The run's other parameters, as the plot names them.
     label: String,
 }
 
@@ -216,7 +218,7 @@ impl OpenLoopReport {
                 });
             }
         }
-        let subtitle = format!(
+        let results = format!(
             "achieved {:.0} calls/s · {} answered, {} failed{} · {} sent late, {} held back · p50 {} · p99 {} · max {}",
             self.achieved_rate(),
             self.answered,
@@ -229,8 +231,13 @@ impl OpenLoopReport {
             fmt_latency(self.max_latency().map(|d| d.as_secs_f64())),
         );
         super::plot::LatencyPlot {
-            title: &self.label,
-            subtitle: &subtitle,
+            title: &format!(
+                "amqp-rpc bench, open loop: {} calls/s for {:.1} s",
+                self.intended_rate,
+                self.duration.as_secs_f64()
+            ),
+            parameters: &self.label,
+            results: &results,
             x_max: self.duration.as_secs_f64(),
             samples: &self.samples,
             lines: &lines,
@@ -412,7 +419,8 @@ struct Tally {
 impl Tally {
     fn record(&mut self, o: Outcome) {
         let lag = o.sent.saturating_duration_since(o.scheduled);
-        if lag > LATE_SEND {
+        let late = lag > LATE_SEND;
+        if late {
             self.sent_late += 1;
         }
         self.max_send_lag = self.max_send_lag.max(lag);
@@ -432,6 +440,7 @@ impl Tally {
                 at: o.scheduled.saturating_duration_since(self.t0).as_secs_f32(),
                 latency: latency.as_secs_f32(),
                 failed,
+                late,
             });
         }
     }
@@ -562,9 +571,7 @@ async fn drive(
     progress.finish_and_clear();
 
     let label = format!(
-        "amqp-rpc bench, open loop: {} calls/s for {:.1} s, fib({}), queue {}, timeout {:?}, {}",
-        schedule.rate,
-        duration.as_secs_f64(),
+        "fib({}) · queue {} · timeout {:?} · {} · latency counted from each call's scheduled send",
         args.fib,
         args.queue,
         timeout,
@@ -663,7 +670,8 @@ mod tests {
         assert_eq!(tally.errors.get("timeout"), Some(&1));
         assert!(tally.histogram.value_at_quantile(1.0) >= 300_000);
         let samples = tally.samples.expect("collected");
-        assert!(samples[1].failed && samples[1].latency > 1.9);
+        assert!(samples[0].late && !samples[0].failed);
+        assert!(samples[1].failed && !samples[1].late && samples[1].latency > 1.9);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! picture is dots, lines and a few labels, and any browser renders it).
 //!
 //! Each call is a dot at (scheduled send time, latency) on a log-scale latency axis, answered calls
-//! in blue and failed ones in red, with dashed lines at p50, p99 and max. Above
+//! in blue, those the client itself sent late in purple (the client, not the server, was behind)
+//! and failed ones in red, with dashed lines at p50, p99 and max. Above
 //! [`LatencyPlot::dot_limit`] calls a dot per call makes a file of megabytes that browsers draw
 //! slowly, so the plot becomes a density map: the plot area is cut into 3×3 px cells and each cell
 //! with calls is filled, darker the more calls it holds (8 shades on a log scale). A 60,000-call
@@ -17,7 +18,7 @@ const WIDTH: f64 = 1200.0;
 const HEIGHT: f64 = 760.0;
 const LEFT: f64 = 96.0;
 const RIGHT: f64 = 1040.0;
-const TOP: f64 = 104.0;
+const TOP: f64 = 116.0;
 const BOTTOM: f64 = 680.0;
 
 /// Side of a density cell, px.
@@ -25,8 +26,21 @@ const CELL: f64 = 3.0;
 /// Shades of a density map.
 const SHADES: usize = 8;
 
-const ANSWERED: &str = "#2166ac";
-const FAILED: &str = "#d7301f";
+/// The series, drawn in this order (failures on top), each with its colour and legend text.
+const SERIES: [(&str, &str); 3] = [
+    ("#2166ac", "answered"),
+    ("#a65fc9", "answered, sent late (client behind)"),
+    ("#d7301f", "failed"),
+];
+
+/// Which of [`SERIES`] a call belongs to.
+fn series(s: &Sample) -> usize {
+    match (s.failed, s.late) {
+        (true, _) => 2,
+        (false, true) => 1,
+        (false, false) => 0,
+    }
+}
 
 /// A horizontal line at a latency (a percentile).
 #[derive(Debug, Clone, Copy)]
@@ -42,10 +56,12 @@ pub(super) struct Line {
 /// What the plot shows.
 #[derive(Debug)]
 pub(super) struct LatencyPlot<'a> {
-    /// First line of the title: the run's parameters.
+    /// The title: the mode and the load.
     pub title: &'a str,
-    /// Second line: its results.
-    pub subtitle: &'a str,
+    /// The line under it: the run's other parameters.
+    pub parameters: &'a str,
+    /// The line under that: its results.
+    pub results: &'a str,
     /// The time axis runs from 0 to this (seconds), or to the last call if later.
     pub x_max: f64,
     /// One per call.
@@ -59,9 +75,9 @@ pub(super) struct LatencyPlot<'a> {
 /// Maps data to px.
 struct Axes {
     x_max: f64,
-    /// log10 of the lowest and highest latency shown (whole decades).
-    lo: i32,
-    hi: i32,
+    /// log10 of the lowest and highest latency shown (1, 2 or 5 × 10^k seconds).
+    lo: f64,
+    hi: f64,
 }
 
 impl Axes {
@@ -70,8 +86,7 @@ impl Axes {
     }
 
     fn y(&self, seconds: f64) -> f64 {
-        let span = f64::from(self.hi - self.lo);
-        let pos = (seconds.max(1e-7).log10() - f64::from(self.lo)) / span;
+        let pos = (seconds.max(1e-7).log10() - self.lo) / (self.hi - self.lo);
         BOTTOM - pos.clamp(0.0, 1.0) * (BOTTOM - TOP)
     }
 }
@@ -95,11 +110,13 @@ impl LatencyPlot<'_> {
             r##"<text x="{LEFT}" y="28" font-size="17" font-weight="bold">{}</text>"##,
             escape(self.title)
         );
-        let _ = writeln!(
-            svg,
-            r##"<text x="{LEFT}" y="52" font-size="13" fill="#333333">{}</text>"##,
-            escape(self.subtitle)
-        );
+        for (y, text) in [(50, self.parameters), (70, self.results)] {
+            let _ = writeln!(
+                svg,
+                r##"<text x="{LEFT}" y="{y}" font-size="13" fill="#333333">{}</text>"##,
+                escape(text)
+            );
+        }
         self.legend(&mut svg);
         grid(&mut svg, &axes);
         if self.samples.len() <= self.dot_limit {
@@ -129,12 +146,13 @@ impl LatencyPlot<'_> {
             (lo.min(s), hi.max(s))
         });
         let (lo, hi) = if max > 0.0 {
-            // The histogram's floor is 1 µs: nothing below needs a decade.
-            let lo = min.max(1e-6).log10().floor() as i32;
-            let hi = max.log10().ceil() as i32;
-            (lo, hi.max(lo + 1))
+            // The histogram's floor is 1 µs: nothing below needs showing.
+            let lo = Round::at_most(min.max(1e-6)).seconds().log10();
+            let hi = Round::at_least(max).seconds().log10();
+            // At least a decade, so that a run of equal latencies still has an axis.
+            (lo.min(hi - 1.0), hi)
         } else {
-            (-4, 0)
+            (-4.0, 0.0)
         };
         let last = self
             .samples
@@ -149,8 +167,23 @@ impl LatencyPlot<'_> {
     }
 
     fn legend(&self, svg: &mut String) {
-        let failed = self.samples.iter().filter(|s| s.failed).count();
-        let answered = self.samples.len() - failed;
+        let mut counts = [0usize; SERIES.len()];
+        for s in self.samples {
+            counts[series(s)] += 1;
+        }
+        svg.push_str(r##"<g font-size="13">"##);
+        let mut x = LEFT + 4.0;
+        for ((colour, name), n) in SERIES.iter().zip(counts) {
+            let text = format!("{name} ({n})");
+            let _ = write!(
+                svg,
+                r##"<circle cx="{x}" cy="90" r="4" fill="{colour}"/><text x="{}" y="94">{}</text>"##,
+                x + 10.0,
+                escape(&text)
+            );
+            // About 7 px per character at 13 px.
+            x += 10.0 + 7.0 * text.chars().count() as f64 + 20.0;
+        }
         let how = if self.samples.len() <= self.dot_limit {
             "one dot per call".to_owned()
         } else {
@@ -161,20 +194,15 @@ impl LatencyPlot<'_> {
         };
         let _ = writeln!(
             svg,
-            r##"<g font-size="13"><circle cx="{}" cy="76" r="4" fill="{ANSWERED}"/><text x="{}" y="80">answered ({answered})</text><circle cx="{}" cy="76" r="4" fill="{FAILED}"/><text x="{}" y="80">failed ({failed})</text><text x="{}" y="80" fill="#555555">{how}</text></g>"##,
-            LEFT + 4.0,
-            LEFT + 14.0,
-            LEFT + 154.0,
-            LEFT + 164.0,
-            LEFT + 290.0,
+            r##"<text x="{x}" y="94" fill="#555555">{how}</text></g>"##
         );
     }
 
     fn dots(&self, svg: &mut String, axes: &Axes) {
         let width = if self.samples.len() > 5_000 { 2 } else { 3 };
-        for (failed, colour) in [(false, ANSWERED), (true, FAILED)] {
+        for (which, (colour, _)) in SERIES.iter().enumerate() {
             let mut d = String::new();
-            for s in self.samples.iter().filter(|s| s.failed == failed) {
+            for s in self.samples.iter().filter(|s| series(s) == which) {
                 let _ = write!(
                     d,
                     "M{:.1} {:.1}h0",
@@ -194,9 +222,9 @@ impl LatencyPlot<'_> {
     fn density(&self, svg: &mut String, axes: &Axes) {
         let cols = ((RIGHT - LEFT) / CELL).ceil() as usize;
         let rows = ((BOTTOM - TOP) / CELL).ceil() as usize;
-        for (failed, colour) in [(false, ANSWERED), (true, FAILED)] {
+        for (which, (colour, _)) in SERIES.iter().enumerate() {
             let mut counts = vec![0u32; cols * rows];
-            for s in self.samples.iter().filter(|s| s.failed == failed) {
+            for s in self.samples.iter().filter(|s| series(s) == which) {
                 let col = (((axes.x(f64::from(s.at)) - LEFT) / CELL) as usize).min(cols - 1);
                 let row = (((axes.y(f64::from(s.latency)) - TOP) / CELL) as usize).min(rows - 1);
                 counts[row * cols + col] += 1;
@@ -257,22 +285,29 @@ impl LatencyPlot<'_> {
 /// Gridlines, ticks and axis labels.
 fn grid(svg: &mut String, axes: &Axes) {
     svg.push_str(r##"<g font-size="12" fill="#333333">"##);
-    for decade in axes.lo..=axes.hi {
-        let base = 10f64.powi(decade);
-        let y = axes.y(base);
-        let _ = write!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{RIGHT}" y1="{y:.1}" y2="{y:.1}" stroke="#bbbbbb"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            LEFT - 8.0,
-            y + 4.0,
-            decade_label(decade)
-        );
-        if decade < axes.hi {
-            for m in 2..10 {
-                let y = axes.y(base * f64::from(m));
+    // Decades labelled, 2..9 × 10^k as light lines, and the two ends labelled when they are not decades.
+    let inside = |v: f64| (axes.lo - 1e-9..=axes.hi + 1e-9).contains(&v.log10());
+    for k in axes.lo.floor() as i32..=axes.hi.ceil() as i32 {
+        for m in 1..10u8 {
+            let round = Round { m, k };
+            let v = round.seconds();
+            if !inside(v) {
+                continue;
+            }
+            let y = axes.y(v);
+            let end = (v.log10() - axes.lo).abs() < 1e-9 || (v.log10() - axes.hi).abs() < 1e-9;
+            let colour = if m == 1 { "#bbbbbb" } else { "#eeeeee" };
+            let _ = write!(
+                svg,
+                r##"<line x1="{LEFT}" x2="{RIGHT}" y1="{y:.1}" y2="{y:.1}" stroke="{colour}"/>"##
+            );
+            if m == 1 || end {
                 let _ = write!(
                     svg,
-                    r##"<line x1="{LEFT}" x2="{RIGHT}" y1="{y:.1}" y2="{y:.1}" stroke="#eeeeee"/>"##
+                    r##"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+                    LEFT - 8.0,
+                    y + 4.0,
+                    round.label()
                 );
             }
         }
@@ -323,14 +358,50 @@ fn tick_step(max: f64) -> f64 {
         .unwrap_or(10.0 * magnitude)
 }
 
-/// `1 µs`, `10 ms`, `1 s`, `100 s` for 10^decade seconds.
-fn decade_label(decade: i32) -> String {
-    let (unit, exp) = match decade {
-        ..=-4 => ("µs", decade + 6),
-        -3..=-1 => ("ms", decade + 3),
-        _ => ("s", decade),
-    };
-    format!("{} {unit}", 10u64.pow(exp.clamp(0, 18) as u32))
+/// A round latency, `m` × 10^`k` seconds: the ends of the latency axis (m = 1, 2 or 5) and its lines.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Round {
+    m: u8,
+    k: i32,
+}
+
+impl Round {
+    fn seconds(self) -> f64 {
+        f64::from(self.m) * 10f64.powi(self.k)
+    }
+
+    /// The least 1, 2 or 5 × 10^k at or above `s` (> 0).
+    fn at_least(s: f64) -> Round {
+        let k = s.log10().floor() as i32;
+        [1, 2, 5]
+            .into_iter()
+            .map(|m| Round { m, k })
+            .find(|r| r.seconds() >= s * (1.0 - 1e-9))
+            .unwrap_or(Round { m: 1, k: k + 1 })
+    }
+
+    /// The greatest 1, 2 or 5 × 10^k at or below `s` (> 0).
+    fn at_most(s: f64) -> Round {
+        let k = s.log10().floor() as i32;
+        [5, 2, 1]
+            .into_iter()
+            .map(|m| Round { m, k })
+            .find(|r| r.seconds() <= s * (1.0 + 1e-9))
+            .unwrap_or(Round { m: 5, k: k - 1 })
+    }
+
+    /// `1 µs`, `200 µs`, `10 ms`, `2 s`, `100 s`.
+    fn label(self) -> String {
+        let (unit, exp) = match self.k {
+            ..=-4 => ("µs", self.k + 6),
+            -3..=-1 => ("ms", self.k + 3),
+            _ => ("s", self.k),
+        };
+        format!(
+            "{} {unit}",
+            u64::from(self.m) * 10u64.pow(exp.clamp(0, 18) as u32)
+        )
+    }
 }
 
 /// Text for an SVG element.
@@ -348,7 +419,8 @@ mod tests {
     fn plot(samples: &[Sample], dot_limit: usize) -> String {
         LatencyPlot {
             title: "t <&>",
-            subtitle: "s",
+            parameters: "p",
+            results: "r",
             x_max: 3.0,
             samples,
             lines: &[Line {
@@ -367,6 +439,7 @@ mod tests {
                 at: i as f32 * 3.0 / n as f32,
                 latency: 1e-3 * (1 + i % 1000) as f32,
                 failed: i % 100 == 0,
+                late: i % 100 == 1,
             })
             .collect()
     }
@@ -377,7 +450,10 @@ mod tests {
         assert_eq!(svg.matches("h0").count(), 1000);
         assert!(svg.contains("t &lt;&amp;&gt;"));
         assert!(svg.contains("p99 900 ms"));
-        assert!(svg.contains(">1 ms<") && svg.contains(">1 s<"));
+        // 1 ms to 1 s: the axis runs from 1 ms to 1 s, a label at each decade.
+        for label in [">1 ms<", ">10 ms<", ">100 ms<", ">1 s<"] {
+            assert!(svg.contains(label), "no {label}");
+        }
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
     }
 
@@ -390,13 +466,20 @@ mod tests {
     }
 
     #[test]
-    fn ticks_and_decades_read_well() {
+    fn ticks_and_round_latencies_read_well() {
         assert_eq!(tick_step(3.0), 0.5);
         assert_eq!(tick_step(60.0), 10.0);
-        assert_eq!(decade_label(-6), "1 µs");
-        assert_eq!(decade_label(-4), "100 µs");
-        assert_eq!(decade_label(-2), "10 ms");
-        assert_eq!(decade_label(0), "1 s");
-        assert_eq!(decade_label(2), "100 s");
+        let label = |m, k| Round { m, k }.label();
+        assert_eq!(label(1, -6), "1 µs");
+        assert_eq!(label(2, -4), "200 µs");
+        assert_eq!(label(1, -2), "10 ms");
+        assert_eq!(label(5, -1), "500 ms");
+        assert_eq!(label(2, 0), "2 s");
+        assert_eq!(label(1, 2), "100 s");
+        assert_eq!(Round::at_least(1.02), Round { m: 2, k: 0 });
+        assert_eq!(Round::at_least(0.001), Round { m: 1, k: -3 });
+        assert_eq!(Round::at_least(6e-3), Round { m: 1, k: -2 });
+        assert_eq!(Round::at_most(160e-6), Round { m: 1, k: -4 });
+        assert_eq!(Round::at_most(0.3), Round { m: 2, k: -1 });
     }
 }
