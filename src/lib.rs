@@ -4,3 +4,4 @@
 pub mod bench;
 pub mod decode;
 pub mod duration;
+pub mod metrics;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use amqp_rpc::{bench, decode};
+use amqp_rpc::{bench, decode, metrics};
 
 mod call;
 mod demo;

@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// Work this long on each request before answering (a slow service, for fault tests).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub delay_ms: u64,
+    /// Serve Prometheus metrics (OpenMetrics text) at `GET http://ADDR/metrics`: requests by
+    /// outcome, their duration, requests in flight, reconnects.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Log lines as text (default) or as JSON objects, one per line (each request's lines carry
     /// its `trace_id`).
     #[arg(long, value_enum, default_value_t = crate::call::LogFormat::Text)]
@@ -97,6 +101,15 @@ async fn serve(args: &ServeArgs) -> Result<(), String> {
         .publisher_confirms(args.confirms)
         .grace(Duration::from_secs(args.grace))
         .isolate_direct_replies(!args.direct_replies_inline);
+    if let Some(addr) = args.metrics {
+        let mut registry = prometheus_client::registry::Registry::default();
+        builder = builder.metrics(rpc_server::metrics::ServerMetrics::register(&mut registry));
+        let registry = std::sync::Arc::new(std::sync::Mutex::new(registry));
+        let bound = crate::metrics::serve(addr, registry)
+            .await
+            .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+        tracing::info!(%bound, "metrics at http://{bound}/metrics");
+    }
     if args.quorum {
         builder = builder.queue_options(quorum_queue());
     } else if args.durable {

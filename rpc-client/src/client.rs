@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use tokio::task::JoinHandle;
 
 use amqp_codec::BasicProperties;
@@ -41,6 +42,7 @@ pub struct RpcClientBuilder {
     queue: String,
     reply_mode: ReplyMode,
     correlation_ids: CorrelationIds,
+    metrics: Option<Arc<crate::metrics::ClientMetrics>>,
 }
 
 impl Default for RpcClientBuilder {
@@ -51,6 +53,7 @@ impl Default for RpcClientBuilder {
             queue: RPC_QUEUE.to_owned(),
             reply_mode: ReplyMode::CallbackQueue,
             correlation_ids: CorrelationIds::UuidText,
+            metrics: None,
         }
     }
 }
@@ -94,6 +97,13 @@ impl RpcClientBuilder {
     /// Where replies come back.
     pub fn reply_mode(mut self, mode: ReplyMode) -> Self {
         self.reply_mode = mode;
+        self
+    }
+
+    /// Count calls, outcomes, latency and late or unknown replies in `metrics` (see
+    /// [`crate::metrics`]).
+    pub fn metrics(mut self, metrics: crate::metrics::ClientMetrics) -> Self {
+        self.metrics = Some(Arc::new(metrics));
         self
     }
 
@@ -160,7 +170,7 @@ impl RpcClientBuilder {
         // Replies are matched on the connection's reader task, as they are decoded: no queue and
         // no task hop between the socket and the caller's oneshot (measured: ~0.5 µs of client
         // CPU per call at C=64, and one wake-up fewer on the sequential path).
-        let pending = Arc::new(Pending::new(self.correlation_ids));
+        let pending = Arc::new(Pending::new(self.correlation_ids, self.metrics.clone()));
         let consume = channel.basic_consume_with(
             &reply_to,
             amqp_client::BasicConsumeOptions {
@@ -296,10 +306,31 @@ impl RpcClient {
     /// The request goes to the default exchange with routing key `queue`, `mandatory` (a queue
     /// that does not exist fails the call at once with [`RpcError::NoRoute`]), `reply_to` = the
     /// client's reply queue and a fresh uuid v4 `correlation_id`.
-    pub async fn call_raw_with(
+    pub fn call_raw_with<'a>(
+        &'a self,
+        queue: &'a str,
+        body: impl Into<Bytes>,
+        options: CallOptions,
+    ) -> impl std::future::Future<Output = Result<Reply, RpcError>> + Send + 'a {
+        let body = body.into();
+        match &self.inner.config.metrics {
+            // Without metrics the call is the call itself: no wrapper in every call's future.
+            None => Either::Left(self.call_inner(queue, body, options)),
+            // Boxed: only clients with metrics pay for the wrapper.
+            Some(metrics) => Either::Right(Box::pin(async move {
+                metrics.started();
+                let started = Instant::now();
+                let outcome = self.call_inner(queue, body, options).await;
+                metrics.finished(queue, &outcome.as_ref().map(drop), started.elapsed());
+                outcome
+            })),
+        }
+    }
+
+    async fn call_inner(
         &self,
         queue: &str,
-        body: impl Into<Bytes>,
+        body: Bytes,
         options: CallOptions,
     ) -> Result<Reply, RpcError> {
         let inner = &*self.inner;
@@ -336,7 +367,7 @@ impl RpcClient {
                 queue,
                 BasicPublishOptions::mandatory(),
                 &properties,
-                &body.into(),
+                &body,
             )?;
         }
         tracing::trace!(queue, trace_id = %format_args!("{:032x}", trace.trace_id), "RPC request");
@@ -482,6 +513,12 @@ impl RpcClient {
     /// call timed out or was cancelled.
     pub fn dropped_replies(&self) -> u64 {
         self.inner.pending.dropped()
+    }
+
+    /// Replies that came for a call after it had timed out or been dropped (part of
+    /// [`dropped_replies`](Self::dropped_replies)).
+    pub fn late_replies(&self) -> u64 {
+        self.inner.pending.late()
     }
 
     /// Replies handed to their callers so far.

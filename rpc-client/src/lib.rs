@@ -71,6 +71,7 @@ mod client;
 mod error;
 mod fibonacci;
 mod json;
+pub mod metrics;
 mod pending;
 mod reconnect;
 

@@ -62,6 +62,7 @@ mod direct_reply;
 pub mod fib;
 mod fib_service;
 mod handler;
+pub mod metrics;
 
 mod server;
 mod supervise;

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::Instrument;
 
@@ -24,6 +24,7 @@ use rpc_wire::{is_direct_reply_to, DisplayId};
 
 use crate::direct_reply::{DirectOutcome, DirectReplies};
 use crate::handler::{Handler, HandlerFuture, ReplyError, Request, Response, SharedHandler};
+use crate::metrics::{Outcome, QueueMetrics, ServerMetrics};
 
 /// Default `basic.qos` prefetch: 1, as in the tutorial (fair dispatch between servers).
 pub const DEFAULT_PREFETCH: u16 = 1;
@@ -80,6 +81,7 @@ pub struct RpcServerBuilder {
     max_body: usize,
     grace: Duration,
     isolate_direct_replies: bool,
+    metrics: Option<ServerMetrics>,
 }
 
 impl Default for RpcServerBuilder {
@@ -94,6 +96,7 @@ impl Default for RpcServerBuilder {
             max_body: DEFAULT_MAX_BODY,
             grace: DEFAULT_GRACE,
             isolate_direct_replies: true,
+            metrics: None,
         }
     }
 }
@@ -161,6 +164,25 @@ impl RpcServerBuilder {
         self
     }
 
+    /// Count requests, their outcomes, durations and reconnects in `metrics` (see
+    /// [`crate::metrics`]; register them once with [`ServerMetrics::register`]).
+    pub fn metrics(mut self, metrics: ServerMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The metrics the builder counts in, if any.
+    pub(crate) fn server_metrics(&self) -> Option<&ServerMetrics> {
+        self.metrics.as_ref()
+    }
+
+    /// The metrics of this builder's queue, if any.
+    pub(crate) fn queue_metrics(&self) -> Option<Arc<QueueMetrics>> {
+        self.metrics
+            .as_ref()
+            .map(|m| Arc::new(m.for_queue(&self.queue)))
+    }
+
     /// Connects, declares the queue as the tutorial does (non-durable, non-exclusive, not
     /// auto-delete, no arguments: the same declaration as pika's `queue_declare('rpc_queue')`, so
     /// both servers can share it), sets the prefetch and starts consuming with manual acks.
@@ -171,16 +193,27 @@ impl RpcServerBuilder {
             None => ConnectionConfig::parse(&self.uri)?,
         };
         let direct = Arc::new(DirectReplies::new(config));
+        let handler: SharedHandler = Arc::new(handler);
+        let stats = Arc::new(Stats::default());
+        let worker = Arc::new(Worker {
+            channel: channel.clone(),
+            handler: Arc::clone(&handler),
+            stats: Arc::clone(&stats),
+            direct: self.isolate_direct_replies.then(|| Arc::clone(&direct)),
+            confirms: self.confirms,
+            max_body: self.max_body,
+            metrics: self.queue_metrics(),
+        });
         Ok(RpcServer {
             direct,
             config: self,
             connection,
             channel,
             consumer,
-            handler: Arc::new(handler),
-            stats: Arc::new(Stats::default()),
+            stats,
             shutdown: CancellationToken::new(),
             unresponsive: false,
+            worker,
         })
     }
 
@@ -279,12 +312,25 @@ pub struct RpcServer {
     connection: Connection,
     channel: Channel,
     consumer: Consumer,
-    handler: SharedHandler,
     stats: Arc<Stats>,
     direct: Arc<DirectReplies>,
     shutdown: CancellationToken,
     /// The broker stopped answering during shutdown: skip the polite steps.
     unresponsive: bool,
+    /// What every request needs, shared (one reference count per request).
+    worker: Arc<Worker>,
+}
+
+/// What handling a request needs: the channel, the handler, where to count.
+struct Worker {
+    channel: Channel,
+    handler: SharedHandler,
+    stats: Arc<Stats>,
+    /// Where replies to direct reply-to addresses go (`None`: on `channel` like the others).
+    direct: Option<Arc<DirectReplies>>,
+    confirms: bool,
+    max_body: usize,
+    metrics: Option<Arc<QueueMetrics>>,
 }
 
 impl std::fmt::Debug for RpcServer {
@@ -348,17 +394,8 @@ impl RpcServer {
                 Some(_) = in_flight.join_next() => {}
                 delivery = self.consumer.recv() => match delivery {
                     Ok(delivery) => {
-                        let mut request = Box::pin(serve_one(
-                            self.channel.clone(),
-                            Arc::clone(&self.handler),
-                            Arc::clone(&self.stats),
-                            self.config
-                                .isolate_direct_replies
-                                .then(|| Arc::clone(&self.direct)),
-                            self.config.confirms,
-                            self.config.max_body,
-                            delivery,
-                        ));
+                        let mut request =
+                            Box::pin(serve_one(Arc::clone(&self.worker), delivery));
                         // Most requests (every fib below the blocking threshold) are answered,
                         // replied to and acked in their first poll: run that here, and spawn a
                         // task only for a request that has to wait. Measured at C=64: no task
@@ -455,15 +492,30 @@ impl RpcServer {
 /// past it is cancelled (the handler's future is dropped): acked, counted as expired, no reply —
 /// the caller has given up. A request with a `traceparent` is handled in a span that records its
 /// trace id, and its reply carries the trace on (same trace id, this server's span id).
-async fn serve_one(
-    channel: Channel,
-    handler: SharedHandler,
-    stats: Arc<Stats>,
-    direct: Option<Arc<DirectReplies>>,
-    confirms: bool,
-    max_body: usize,
-    delivery: Delivery,
-) {
+async fn serve_one(worker: Arc<Worker>, delivery: Delivery) {
+    let Worker {
+        channel,
+        handler,
+        stats,
+        direct,
+        confirms,
+        max_body,
+        metrics,
+    } = &*worker;
+    let (confirms, max_body) = (*confirms, *max_body);
+    let started_at = metrics.as_ref().map(|m| {
+        m.started();
+        Instant::now()
+    });
+    let finished = |outcome: Outcome| {
+        if let Some(m) = metrics {
+            let took = match outcome {
+                Outcome::Ok | Outcome::Error(_) => started_at.map(|t| t.elapsed()),
+                Outcome::Expired | Outcome::Unanswerable => None,
+            };
+            m.finished(outcome, took);
+        }
+    };
     let tag = delivery.delivery_tag;
     let request = Request {
         body: delivery.body,
@@ -487,7 +539,8 @@ async fn serve_one(
             "request without reply_to: nowhere to answer; acked and dropped"
         );
         stats.unanswerable.fetch_add(1, Ordering::Relaxed);
-        ack(&channel, tag);
+        finished(Outcome::Unanswerable);
+        ack(channel, tag);
         return;
     };
     let json = rpc_wire::json::is_json(
@@ -512,7 +565,8 @@ async fn serve_one(
                     "request expired before it started (x-deadline passed): acked, not answered"
                 );
                 stats.expired.fetch_add(1, Ordering::Relaxed);
-                ack(&channel, tag);
+                finished(Outcome::Expired);
+                ack(channel, tag);
                 return;
             }
         },
@@ -566,7 +620,8 @@ async fn serve_one(
                                 "request cancelled at its deadline (x-deadline): acked, not answered"
                             );
                             stats.expired.fetch_add(1, Ordering::Relaxed);
-                            ack(&channel, tag);
+                            finished(Outcome::Expired);
+                            ack(channel, tag);
                             return;
                         }
                     },
@@ -580,6 +635,10 @@ async fn serve_one(
                 format!("the handler panicked: {}", panic_message(&*payload)),
             ))
         })
+    };
+    let kind = match &outcome {
+        Ok(_) => Outcome::Ok,
+        Err(e) => Outcome::Error(e.code.clone()),
     };
     let (mut properties, body) = match outcome {
         Ok(response) => {
@@ -622,21 +681,26 @@ async fn serve_one(
         headers.insert(rpc_wire::TRACEPARENT_HEADER, t.to_string());
     }
     let properties = properties;
-    if let Some(direct) = direct.filter(|_| is_direct_reply_to(reply_to.as_bytes())) {
+    if let Some(direct) = direct
+        .as_ref()
+        .filter(|_| is_direct_reply_to(reply_to.as_bytes()))
+    {
         // Boxed: the direct reply-to path's future would otherwise make every request's task 5.5 KB
         // instead of 2.1 KB (a copy into the task and an allocation per request).
-        return Box::pin(reply_direct(
-            &channel,
-            &direct,
+        Box::pin(reply_direct(
+            channel,
+            direct,
             tag,
             reply_to.as_bytes(),
             &properties,
             &body,
         ))
         .await;
+        finished(kind);
+        return;
     }
-    match publish_reply(&channel, reply_to.as_bytes(), &properties, &body, confirms).await {
-        Ok(()) => ack(&channel, tag),
+    match publish_reply(channel, reply_to.as_bytes(), &properties, &body, confirms).await {
+        Ok(()) => ack(channel, tag),
         // Not acked: the request goes back to the queue when the channel closes, and another
         // (or this, restarted) server answers it. Duplicate answers are dropped by the client.
         Err(e) => tracing::error!(
@@ -645,6 +709,7 @@ async fn serve_one(
             "could not publish the reply; the request stays unacked"
         ),
     }
+    finished(kind);
 }
 
 /// Replies to a direct reply-to address on the separate reply connection (see
