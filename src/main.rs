@@ -21,7 +21,8 @@ struct Cli {
 enum Command {
     /// Dissect the AMQP frames in a capture file or a hex dump.
     Decode(decode::DecodeArgs),
-    /// Measure tutorial-six RPC (or, with --raw, the broker's publish+consume ceiling).
+    /// Measure tutorial-six RPC: closed loop (-n, -c), open loop (--rate, --duration, --plot), or with --raw the
+    /// broker's publish+consume ceiling.
     Bench(bench::BenchArgs),
     /// Serve fib(n) on rpc_queue, as tutorial six's rpc_server.py (Ctrl-C/SIGTERM: graceful stop).
     Serve(serve::ServeArgs),
