@@ -110,6 +110,7 @@ async fn a_one_second_stall_moves_the_open_loop_p99_but_not_the_closed_loop_one(
     let queue = unique("bench-open-loop");
     let _guard = QueueGuard::new(BROKER_URI, &queue);
     let (token, task, stalled) = stalling_server(&queue).await;
+    // `--plot` makes the run keep one sample per call (`measure` itself writes no file; the CLI does).
     let plot = std::env::temp_dir().join(format!("{queue}.svg"));
     let open_args = args(&[
         "--rate",
