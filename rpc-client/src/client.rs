@@ -568,9 +568,14 @@ pub(crate) fn request_properties(
         .with_reply_to(reply_to)
         .with_correlation_id(correlation_id)
         .with_expiration(rpc_wire::deadline::expiration(left));
-    let headers = properties.headers.get_or_insert_with(Default::default);
-    headers.insert(rpc_wire::DEADLINE_HEADER, deadline_ms);
-    headers.insert(rpc_wire::TRACEPARENT_HEADER, trace.to_string());
+    match properties.headers.as_mut() {
+        // The usual case: the two headers encoded in one go (one allocation).
+        None => properties.headers = Some(rpc_wire::request_headers(deadline_ms, &trace)),
+        Some(headers) => {
+            headers.insert(rpc_wire::DEADLINE_HEADER, deadline_ms);
+            headers.insert(rpc_wire::TRACEPARENT_HEADER, trace.to_string());
+        }
+    }
     properties
 }
 
