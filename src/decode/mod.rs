@@ -35,9 +35,13 @@ pub struct DecodeArgs {
     /// TCP port of the broker.
     #[arg(long, default_value_t = AMQP_PORT)]
     pub port: u16,
-    /// JSON Lines: one object per frame.
+    /// JSON Lines: one object per frame (with --rpc: per call).
     #[arg(long, conflicts_with_all = ["summary", "flow"])]
     pub json: bool,
+    /// The RPC calls: requests paired with deliveries, replies and acks across connections, one
+    /// line per call, then latency percentiles and the problems found.
+    #[arg(long, conflicts_with_all = ["summary", "flow"])]
+    pub rpc: bool,
     /// One line per frame, then counts by method.
     #[arg(long, conflicts_with = "flow")]
     pub summary: bool,
@@ -61,6 +65,7 @@ impl DecodeArgs {
             raw: false,
             port: AMQP_PORT,
             json: false,
+            rpc: false,
             summary: false,
             flow: None,
             frame_max: DEFAULT_FRAME_LIMIT,

@@ -244,6 +244,9 @@ fn mermaid_text(s: &str) -> String {
 
 impl Printer for FlowPrinter {
     fn event(&mut self, event: &Event, _out: &mut dyn Write) -> io::Result<()> {
+        if let What::Closed { .. } = event.what {
+            return Ok(());
+        }
         let client = self.peer(&event.endpoints.client, false);
         let broker = self.peer(&event.endpoints.broker, true);
         let (from, to) = match event.side {

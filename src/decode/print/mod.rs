@@ -10,6 +10,7 @@ use super::{DecodeArgs, Event, FlowStyle, What};
 
 pub mod flow;
 pub mod json;
+pub mod rpc;
 pub mod summary;
 pub mod tree;
 
@@ -23,8 +24,10 @@ pub trait Printer {
 
 /// The printer the arguments ask for.
 pub fn printer(args: &DecodeArgs, colour: bool) -> Box<dyn Printer> {
-    if args.json {
+    if args.json && !args.rpc {
         Box::new(json::JsonPrinter)
+    } else if args.rpc {
+        Box::new(rpc::RpcPrinter::new(args.json, colour))
     } else if args.summary {
         Box::new(summary::SummaryPrinter::new(colour))
     } else if let Some(style) = args.flow {
@@ -167,6 +170,36 @@ pub fn field_text(value: &FieldValue) -> String {
         FieldValue::FieldArray(a) => format!("{} values", a.len()),
         FieldValue::Void => String::new(),
     }
+}
+
+/// Bytes from the wire as text that is safe on a terminal: UTF-8 is kept except control
+/// characters (C0, DEL, C1: `\n`, `\r`, the ESC that starts an ANSI sequence) and the invisible
+/// characters that reorder or hide text (bidi overrides, zero-width), which become `\u{…}`;
+/// bytes that are not UTF-8 become `\xNN`; a backslash becomes `\\`, so the escapes read back
+/// unambiguously.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => s.push_str("\\\\"),
+                c if c.is_control() || is_invisible(c) => {
+                    s.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+                }
+                c => s.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    s
+}
+
+/// Characters that change how the text around them shows without showing themselves (Unicode
+/// bidi controls, zero-width characters): a queue name must not be able to reorder a line.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 /// A short printable preview of a body: up to `max` bytes as text, `…` when cut.
@@ -335,5 +368,18 @@ mod tests {
         assert_eq!(decimal(3, 12345), "12.345");
         assert_eq!(decimal(2, 5), "0.05");
         assert_eq!(decimal(0, 7), "7");
+    }
+
+    #[test]
+    fn wire_strings_are_escaped_for_the_terminal() {
+        assert_eq!(escape(b"rpc_queue"), "rpc_queue");
+        assert_eq!(escape("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        assert_eq!(escape(b"\0\r\n\x1b[31m"), "\\u{0}\\u{d}\\u{a}\\u{1b}[31m");
+        assert_eq!(escape(b"a\\b"), "a\\\\b");
+        assert_eq!(escape(b"\xff\xfeok"), "\\xff\\xfeok");
+        assert_eq!(escape("x\u{202e}y\u{85}".as_bytes()), "x\\u{202e}y\\u{85}");
+        assert!(!escape(&(0u8..=255).collect::<Vec<_>>())
+            .chars()
+            .any(char::is_control));
     }
 }

@@ -39,29 +39,39 @@ impl TreePrinter {
 
 impl Printer for TreePrinter {
     fn event(&mut self, event: &Event, out: &mut dyn Write) -> io::Result<()> {
+        if let What::Closed { .. } = event.what {
+            return Ok(());
+        }
         let (from, to) = match event.side {
             amqp_dissect::Side::Client => (&event.endpoints.client, &event.endpoints.broker),
             amqp_dissect::Side::Broker => (&event.endpoints.broker, &event.endpoints.client),
         };
-        // A raw stream's endpoints are just "client" and "broker": no addresses to show.
-        let addresses = if from.contains(':') {
-            format!(" ({from} → {to})")
-        } else {
-            String::new()
-        };
-        let mut head = format!(
-            "Packet {}, stream {}, {} → {}{addresses}, offset {}",
+        // The head line is written in pieces rather than built as a string: one line per frame,
+        // and growing a String piece by piece was ~5 % of the tree's instructions (callgrind).
+        if self.colour {
+            out.write_all(b"\x1b[1;36m")?;
+        }
+        write!(
+            out,
+            "Packet {}, stream {}, {} → {}",
             event.packet,
             event.stream,
             event.side.name(),
-            event.side.peer().name(),
-            event.offset
-        );
+            event.side.peer().name()
+        )?;
+        // A raw stream's endpoints are just "client" and "broker": no addresses to show.
+        if from.contains(':') {
+            write!(out, " ({from} → {to})")?;
+        }
+        write!(out, ", offset {}", event.offset)?;
         if let Some(t) = event.time {
             let first = *self.first_time.get_or_insert(t);
-            head.push_str(&format!(", +{:.6} s", t - first));
+            write!(out, ", +{:.6} s", t - first)?;
         }
-        writeln!(out, "{}", self.paint("1;36", &head))?;
+        if self.colour {
+            out.write_all(b"\x1b[0m")?;
+        }
+        out.write_all(b"\n")?;
         match &event.what {
             What::Frame { frame, length } => write_frame(out, frame, *length),
             What::Error {
@@ -80,6 +90,7 @@ impl Printer for TreePrinter {
                 }
                 writeln!(out, "    Error at stream offset: {at}")
             }
+            What::Closed { .. } => Ok(()),
         }
     }
 
