@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
-use crate::Endpoints;
+use crate::{Endpoints, Side};
 
 /// Where a leg of a call (or a problem) was seen: the method frame that carried it.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +13,11 @@ pub struct Leg {
     pub stream: u32,
     /// AMQP channel.
     pub channel: u16,
+    /// The sender of the method frame.
+    pub side: Side,
+    /// The method frame's offset in its stream direction: with `stream` and `side`, it names
+    /// the frame exactly (several can share a packet).
+    pub offset: u64,
     /// Packet that carries the method frame (where the frame ends).
     pub packet: u64,
     /// That packet's capture timestamp, seconds since the epoch (captures only).

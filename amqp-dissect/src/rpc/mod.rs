@@ -240,6 +240,8 @@ impl Pairing {
         Leg {
             stream: event.stream,
             channel,
+            side: event.side,
+            offset: event.offset,
             packet: event.packet,
             time: event.time,
             endpoints: event.endpoints.clone(),

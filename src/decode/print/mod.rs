@@ -9,6 +9,7 @@ use amqp_codec::{FieldValue, Frame, Method};
 use super::{DecodeArgs, Event, FlowStyle, What};
 
 pub mod flow;
+pub mod html;
 pub mod json;
 pub mod rpc;
 pub mod summary;
@@ -24,7 +25,16 @@ pub trait Printer {
 
 /// The printer the arguments ask for.
 pub fn printer(args: &DecodeArgs, colour: bool) -> Box<dyn Printer> {
-    if args.json && !args.rpc {
+    if args.html.is_some() {
+        let title = args
+            .file
+            .as_deref()
+            .and_then(|f| f.file_name())
+            .map_or("standard input".into(), |f| {
+                f.to_string_lossy().into_owned()
+            });
+        Box::new(html::HtmlPrinter::new(&title))
+    } else if args.json && !args.rpc {
         Box::new(json::JsonPrinter)
     } else if args.rpc {
         Box::new(rpc::RpcPrinter::new(args.json, colour))

@@ -102,73 +102,78 @@ impl Sink {
 
     /// `#12 rpc_queue 127.0.0.1:40000 → 127.0.0.1:40002 corr 3a3e6e74…ef56 "30" → "832040" answered 1.234 ms = 0.310 + 0.600 + 0.324`
     fn line(&self, call: &Call) -> String {
-        let queue = call.queue.as_deref().map(escape).unwrap_or("?".into());
-        let client = call.client().unwrap_or("?");
-        let server = call.server().unwrap_or("?");
-        let mut s = format!(
-            "#{:<5} {queue}  {client} → {server}  corr {}",
-            call.number,
-            correlation_text(call.correlation_id.as_deref())
-        );
-        let body = |b: &[u8], size: Option<u64>| {
-            let cut = size.is_some_and(|n| n > b.len().min(BODY) as u64) || b.len() > BODY;
-            let mut shown = preview(b, BODY);
-            if cut && !shown.ends_with('…') {
-                shown.push('…');
-            }
-            format!("\"{shown}\"")
-        };
-        let request_size = call.request.as_ref().and_then(|l| l.body_size);
-        s.push_str(&format!("  {}", body(&call.request_body, request_size)));
-        if call.reply.is_some() || call.reply_delivery.is_some() {
-            let size = call
-                .reply
-                .as_ref()
-                .or(call.reply_delivery.as_ref())
-                .and_then(|l| l.body_size);
-            s.push_str(&format!(" → {}", body(&call.reply_body, size)));
-        }
-        let outcome = call.outcome();
-        let mut word = outcome.name().to_string();
-        if let Some(error) = &call.error {
-            word.push(' ');
-            word.push_str(&escape(error));
-        }
-        if self.colour {
-            let code = match outcome {
-                CallOutcome::Answered => "32",
-                CallOutcome::NoReply => "33",
-                _ => "31",
-            };
-            word = format!("\x1b[{code}m{word}\x1b[0m");
-        }
-        s.push_str(&format!("  {word}"));
-        if call.duplicates > 0 {
-            s.push_str(&format!(" (+{} duplicate)", call.duplicates));
-        }
-        if call.deliveries > 1 {
-            s.push_str(&format!(" (delivered {}×)", call.deliveries));
-        }
-        if call.evicted {
-            s.push_str(" (evicted)");
-        }
-        let l = call.latency();
-        if l.total.is_some() || l.to_server.is_some() || l.server.is_some() {
-            s.push_str(&format!(
-                "  {} ms = {} + {} + {}",
-                ms_text(l.total),
-                ms_text(l.to_server),
-                ms_text(l.server),
-                ms_text(l.to_client)
-            ));
-        }
-        s
+        line(call, self.colour)
     }
+}
+
+/// A call's line in the text view.
+pub fn line(call: &Call, colour: bool) -> String {
+    let queue = call.queue.as_deref().map(escape).unwrap_or("?".into());
+    let client = call.client().unwrap_or("?");
+    let server = call.server().unwrap_or("?");
+    let mut s = format!(
+        "#{:<5} {queue}  {client} → {server}  corr {}",
+        call.number,
+        correlation_text(call.correlation_id.as_deref())
+    );
+    let body = |b: &[u8], size: Option<u64>| {
+        let cut = size.is_some_and(|n| n > b.len().min(BODY) as u64) || b.len() > BODY;
+        let mut shown = preview(b, BODY);
+        if cut && !shown.ends_with('…') {
+            shown.push('…');
+        }
+        format!("\"{shown}\"")
+    };
+    let request_size = call.request.as_ref().and_then(|l| l.body_size);
+    s.push_str(&format!("  {}", body(&call.request_body, request_size)));
+    if call.reply.is_some() || call.reply_delivery.is_some() {
+        let size = call
+            .reply
+            .as_ref()
+            .or(call.reply_delivery.as_ref())
+            .and_then(|l| l.body_size);
+        s.push_str(&format!(" → {}", body(&call.reply_body, size)));
+    }
+    let outcome = call.outcome();
+    let mut word = outcome.name().to_string();
+    if let Some(error) = &call.error {
+        word.push(' ');
+        word.push_str(&escape(error));
+    }
+    if colour {
+        let code = match outcome {
+            CallOutcome::Answered => "32",
+            CallOutcome::NoReply => "33",
+            _ => "31",
+        };
+        word = format!("\x1b[{code}m{word}\x1b[0m");
+    }
+    s.push_str(&format!("  {word}"));
+    if call.duplicates > 0 {
+        s.push_str(&format!(" (+{} duplicate)", call.duplicates));
+    }
+    if call.deliveries > 1 {
+        s.push_str(&format!(" (delivered {}×)", call.deliveries));
+    }
+    if call.evicted {
+        s.push_str(" (evicted)");
+    }
+    let l = call.latency();
+    if l.total.is_some() || l.to_server.is_some() || l.server.is_some() {
+        s.push_str(&format!(
+            "  {} ms = {} + {} + {}",
+            ms_text(l.total),
+            ms_text(l.to_server),
+            ms_text(l.server),
+            ms_text(l.to_client)
+        ));
+    }
+    s
 }
 
 /// A correlation id for the text view: text when it is printable UTF-8 (escaped otherwise),
 /// hex when it is not UTF-8; long ones shortened to their head and tail.
-fn correlation_text(id: Option<&[u8]>) -> String {
+pub fn correlation_text(id: Option<&[u8]>) -> String {
     let Some(id) = id else {
         return "-".into();
     };
@@ -185,7 +190,7 @@ fn correlation_text(id: Option<&[u8]>) -> String {
     format!("{head}…{tail}")
 }
 
-fn ms(seconds: Option<f64>) -> Option<f64> {
+pub fn ms(seconds: Option<f64>) -> Option<f64> {
     // Capture times are f64 seconds since the epoch (~0.2 µs apart): microseconds are exact.
     seconds.map(|s| (s * 1e6).round() / 1e3)
 }
@@ -317,8 +322,9 @@ impl Legs {
     }
 }
 
+/// The text view's summary: counts, latency percentiles, problems, closes.
 #[derive(Debug, Default)]
-struct Summary {
+pub struct Summary {
     outcomes: HashMap<CallOutcome, u64>,
     calls: u64,
     duplicates: u64,
@@ -345,7 +351,8 @@ fn call_ref(call: Option<u64>) -> String {
 }
 
 impl Summary {
-    fn call(&mut self, call: &Call) {
+    /// Count a call.
+    pub fn call(&mut self, call: &Call) {
         self.calls += 1;
         *self.outcomes.entry(call.outcome()).or_default() += 1;
         self.duplicates += u64::from(call.duplicates);
@@ -373,7 +380,8 @@ impl Summary {
         }
     }
 
-    fn problem(&mut self, problem: &Problem) {
+    /// Note a problem.
+    pub fn problem(&mut self, problem: &Problem) {
         match problem {
             Problem::Redelivered { call, delivery } => self.note(
                 "redelivered",
@@ -488,7 +496,8 @@ impl Summary {
         }
     }
 
-    fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+    /// Print the summary.
+    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out)?;
         let outcomes: Vec<String> = CallOutcome::ALL
             .iter()

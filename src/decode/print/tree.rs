@@ -99,7 +99,8 @@ impl Printer for TreePrinter {
     }
 }
 
-fn write_frame(out: &mut dyn Write, frame: &Frame, length: u32) -> io::Result<()> {
+/// A frame's tree, without the head line: what `--html` shows when an arrow is clicked.
+pub fn write_frame(out: &mut dyn Write, frame: &Frame, length: u32) -> io::Result<()> {
     if let Frame::ProtocolHeader(h) = frame {
         let v = h.0;
         writeln!(out, "    Protocol: {}", String::from_utf8_lossy(&v[..4]))?;
