@@ -17,8 +17,8 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use rpc_client::rpc::{RpcClient, RpcError, DEFAULT_URI, RPC_QUEUE};
-use rpc_client::{BasicConsumeOptions, BasicProperties, Connection, QueueDeclareOptions};
+use amqp_client::{BasicConsumeOptions, BasicProperties, Connection, QueueDeclareOptions};
+use rpc_client::{CorrelationIds, RpcClient, RpcError, DEFAULT_URI, RPC_QUEUE};
 use rpc_server::{FibService, RpcServer};
 
 /// Arguments of `amqp-rpc bench`.
@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// Receive replies by RabbitMQ's direct reply-to instead of a declared callback queue.
     #[arg(long)]
     pub direct_reply_to: bool,
+    /// Correlation ids as the uuid's 16 raw bytes instead of its 36-character text.
+    #[arg(long)]
+    pub binary_ids: bool,
     /// Measure the broker's ceiling: publish and consume 16-byte messages through one queue, msgs/s.
     #[arg(long)]
     pub raw: bool,
@@ -133,6 +136,11 @@ async fn calls(args: &BenchArgs) -> Result<Report, BoxError> {
         .uri(args.uri.as_str())
         .queue(args.queue.as_str())
         .direct_reply_to(args.direct_reply_to)
+        .correlation_ids(if args.binary_ids {
+            CorrelationIds::UuidBinary
+        } else {
+            CorrelationIds::UuidText
+        })
         .connect()
         .await?;
     let body = Bytes::from(args.fib.to_string());
@@ -222,7 +230,13 @@ async fn raw(args: &BenchArgs) -> Result<Report, BoxError> {
     let (mut published, mut received) = (0u64, 0u64);
     while received < args.calls {
         while published < args.calls && published - received < RAW_WINDOW {
-            publish.basic_publish("", &queue, false, &properties, &payload)?;
+            publish.basic_publish(
+                "",
+                &queue,
+                amqp_client::BasicPublishOptions::default(),
+                &properties,
+                &payload,
+            )?;
             published += 1;
         }
         consumer.recv().await?;

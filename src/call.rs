@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use rpc_client::rpc::{
-    CallOptions, FibAnswer, ReconnectingRpcClient, RetryPolicy, RpcClient, DEFAULT_URI, RPC_QUEUE,
+use amqp_client::ConnectionConfig;
+use rpc_client::{
+    CallOptions, CorrelationIds, FibAnswer, ReconnectingRpcClient, RetryPolicy, RpcClient,
+    DEFAULT_URI, RPC_QUEUE,
 };
-use rpc_client::ConnectionConfig;
 
 /// Arguments of `amqp-rpc call`.
 #[derive(Debug, Args)]
@@ -30,6 +31,10 @@ pub struct CallArgs {
     /// Receive the reply by RabbitMQ's direct reply-to instead of a callback queue.
     #[arg(long)]
     pub direct_reply_to: bool,
+    /// Send the correlation id as the uuid's 16 raw bytes (as RabbitMQ's Erlang tutorial client
+    /// does) instead of its 36-character text.
+    #[arg(long)]
+    pub binary_ids: bool,
     /// Send fib(N) again, up to this many times, when the connection is lost or no answer comes
     /// in time (reconnecting first, to any `--uri`): fib is idempotent, a second answer is
     /// harmless. Bad input (not a number) is never retried.
@@ -58,7 +63,12 @@ async fn call(args: &CallArgs) -> Result<(), String> {
     let builder = RpcClient::builder()
         .queue(&args.queue)
         .timeout(args.timeout)
-        .direct_reply_to(args.direct_reply_to);
+        .direct_reply_to(args.direct_reply_to)
+        .correlation_ids(if args.binary_ids {
+            CorrelationIds::UuidBinary
+        } else {
+            CorrelationIds::UuidText
+        });
     let policy = RetryPolicy {
         retries: args.retries,
         ..RetryPolicy::default()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use rpc_client::rpc::{FibonacciRpcClient, RpcClient, DEFAULT_URI, RPC_QUEUE};
+use rpc_client::{FibonacciRpcClient, RpcClient, DEFAULT_URI, RPC_QUEUE};
 use rpc_server::{FibService, Request, RpcServer};
 
 /// Arguments of `amqp-rpc demo`.

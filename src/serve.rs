@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use rpc_client::rpc::{Backoff, DEFAULT_URI, RPC_QUEUE};
-use rpc_client::{ConnectionConfig, FieldTable, QueueDeclareOptions};
+use amqp_client::{ConnectionConfig, FieldTable, QueueDeclareOptions};
+use rpc_client::{Backoff, DEFAULT_URI, RPC_QUEUE};
 use rpc_server::{CancellationToken, FibService, ReplyError, Request, RpcServer};
 
 /// Arguments of `amqp-rpc serve`.
@@ -28,7 +28,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = RPC_QUEUE)]
     pub queue: String,
     /// Largest n answered; larger ones get a `too-large` error reply.
-    #[arg(long, value_name = "N", default_value_t = rpc_server::request::DEFAULT_MAX_N)]
+    #[arg(long, value_name = "N", default_value_t = rpc_wire::fibonacci::DEFAULT_MAX_N)]
     pub max_n: u64,
     /// Ack a request only after the broker confirmed its reply (publisher confirms).
     #[arg(long)]
@@ -40,9 +40,14 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after Ctrl-C/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub grace: u64,
-    /// Declare the queue as a quorum queue (durable, replicated over a cluster's nodes).
+    /// Declare the queue as a quorum queue (durable, replicated over a cluster's nodes) when it
+    /// does not exist yet. An existing queue is consumed as it is, whatever its declaration.
     #[arg(long)]
     pub quorum: bool,
+    /// Declare the queue durable (a classic queue that survives a broker restart) when it does
+    /// not exist yet. An existing queue is consumed as it is.
+    #[arg(long, conflicts_with = "quorum")]
+    pub durable: bool,
     /// First wait before reconnecting after the connection is lost (doubles on each failed
     /// attempt, with jitter).
     #[arg(long, default_value = "100ms", value_parser = crate::call::parse_duration)]
@@ -90,6 +95,11 @@ async fn serve(args: &ServeArgs) -> Result<(), String> {
         .isolate_direct_replies(!args.direct_replies_inline);
     if args.quorum {
         builder = builder.queue_options(quorum_queue());
+    } else if args.durable {
+        builder = builder.queue_options(QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        });
     }
     let service = FibService::new().max_n(args.max_n).print_requests(true);
     let delay = Duration::from_millis(args.delay_ms);

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rpc_client::rpc::{Backoff, ReconnectingRpcClient, RetryPolicy, RpcClient};
-use rpc_client::ConnectionConfig;
+use amqp_client::ConnectionConfig;
+use rpc_client::{Backoff, ReconnectingRpcClient, RetryPolicy, RpcClient};
 
 use support::serve::Serve;
 

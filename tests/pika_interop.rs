@@ -12,8 +12,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rpc_client::rpc::{FibonacciRpcClient, RpcClient};
-use rpc_client::QueueDeclareOptions;
+use amqp_client::QueueDeclareOptions;
+use rpc_client::{FibonacciRpcClient, RpcClient};
 use rpc_server::fib::fib_decimal;
 
 const BIN: &str = env!("CARGO_BIN_EXE_amqp-rpc");
@@ -190,7 +190,7 @@ fn ours(args: &[&str]) -> Command {
 fn quiet_rpc_queue(rt: &tokio::runtime::Runtime) {
     rt.block_on(async {
         tokio::time::timeout(STEP, async {
-            let conn = rpc_client::Connection::connect(rpc_client::rpc::DEFAULT_URI)
+            let conn = amqp_client::Connection::connect(rpc_client::DEFAULT_URI)
                 .await
                 .expect("connect");
             let ch = conn.open_channel().await.expect("channel");

@@ -11,8 +11,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rpc_client::rpc::{Backoff, ReconnectingRpcClient, RetryPolicy, RpcClient};
-use rpc_client::ConnectionConfig;
+use amqp_client::ConnectionConfig;
+use rpc_client::{Backoff, ReconnectingRpcClient, RetryPolicy, RpcClient};
 
 use support::serve::{assert_attempts_logged_once, Serve};
 use support::{broker, unique, within, QueueGuard, BROKER_URI};

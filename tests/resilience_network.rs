@@ -10,8 +10,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rpc_client::rpc::{Backoff, ReconnectingRpcClient, RetryPolicy, RpcClient, RpcError};
-use rpc_client::{Connection, ConnectionConfig, Error, QueueDeclareOptions};
+use amqp_client::{Connection, ConnectionConfig, Error, QueueDeclareOptions};
+use rpc_client::{Backoff, ReconnectingRpcClient, RetryPolicy, RpcClient, RpcError};
 use rpc_server::{fib::fib_decimal, ReplyError, Request, RpcServer};
 
 use support::fault_proxy::FaultProxy;
@@ -41,7 +41,7 @@ async fn slow_worker(queue: &str, delay: Duration) -> (QueueGuard, impl Drop) {
             })
             .start(move |req: Request| async move {
                 tokio::time::sleep(delay).await;
-                let n = rpc_server::request::parse_n(&req.body, 10_000)?;
+                let n = rpc_wire::fibonacci::parse_n(&req.body, 10_000)?;
                 Ok::<_, ReplyError>(fib_decimal(n))
             }),
     )

@@ -7,8 +7,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rpc_client::rpc::RpcClient;
-use rpc_client::{BasicConsumeOptions, BasicProperties, Connection};
+use amqp_client::{BasicConsumeOptions, BasicProperties, Connection};
+use rpc_client::RpcClient;
 
 use support::fault_proxy::FaultProxy;
 use support::serve::Serve;
@@ -107,7 +107,9 @@ async fn a_duplicate_answer_after_a_crash_before_the_ack_is_dropped() {
         .unwrap();
     let ch = doomed.open_channel().await.unwrap();
     ch.queue_declare(&queue, Default::default()).await.unwrap();
-    ch.basic_qos(1, false).await.unwrap();
+    ch.basic_qos(1, amqp_client::BasicQosOptions::default())
+        .await
+        .unwrap();
     let mut requests = ch
         .basic_consume(&queue, BasicConsumeOptions::default())
         .await
@@ -140,8 +142,14 @@ async fn a_duplicate_answer_after_a_crash_before_the_ack_is_dropped() {
         .to_owned();
     let id = request.properties.correlation_id.clone().unwrap();
     let props = BasicProperties::default().with_correlation_id(id.as_str().unwrap());
-    ch.basic_publish("", &reply_to, false, &props, b"75025")
-        .unwrap();
+    ch.basic_publish(
+        "",
+        &reply_to,
+        amqp_client::BasicPublishOptions::default(),
+        &props,
+        b"75025",
+    )
+    .unwrap();
     let answer = within("first answer", Duration::from_secs(10), call)
         .await
         .unwrap()

@@ -68,11 +68,13 @@ impl Drop for QueueGuard {
         };
         rt.block_on(async {
             let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                let conn = rpc_client::Connection::connect(rpc_client::rpc::DEFAULT_URI)
+                let conn = amqp_client::Connection::connect(rpc_client::DEFAULT_URI)
                     .await
                     .ok()?;
                 let ch = conn.open_channel().await.ok()?;
-                let _ = ch.queue_delete(&self.0, false, false).await;
+                let _ = ch
+                    .queue_delete(&self.0, amqp_client::QueueDeleteOptions::default())
+                    .await;
                 let _ = conn.close().await;
                 Some(())
             })

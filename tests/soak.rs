@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rpc_client::rpc::RpcClient;
-use rpc_client::QueueDeclareOptions;
+use amqp_client::QueueDeclareOptions;
+use rpc_client::RpcClient;
 use rpc_server::{FibService, RpcServer};
 
 use support::figures::{open_fds, rss_kib, threads};

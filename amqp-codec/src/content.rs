@@ -7,12 +7,13 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::error::{DecodeError, EncodeError};
-use crate::frame::{
-    encode_body, encode_with, Frame, FRAME_HEADER, FRAME_METHOD, FRAME_MIN_SIZE, FRAME_OVERHEAD,
+use crate::constants::{
+    BASIC_CLASS_ID, FRAME_HEADER, FRAME_METHOD, FRAME_MIN_SIZE, FRAME_OVERHEAD,
 };
+use crate::error::{DecodeError, EncodeError};
+use crate::frame::{encode_body, encode_with, Frame};
 use crate::method::{BasicPublish, Method};
-use crate::properties::{encode_header_payload, BasicProperties, ContentHeader, BASIC_CLASS_ID};
+use crate::properties::{encode_header, BasicProperties, ContentHeader};
 use crate::wire::put_short_string;
 
 /// A whole message: the method that carries it, its properties and its body.
@@ -48,18 +49,19 @@ pub fn encode_message(
     frame_max: u32,
 ) -> Result<(), EncodeError> {
     encode_content(dst, channel, properties, body, frame_max, |b| {
-        method.encode_payload(b)
+        method.encode(b)
     })
 }
 
 /// [`encode_message`] for `basic.publish` from borrowed names: the publish hot path, with no
-/// `ShortString` to build (and allocate) per message.
+/// `ShortString` to build (and allocate) per message. Names are octets (a `reply_to` used as a
+/// routing key need not be UTF-8), so anything that is bytes will do.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_publish(
     dst: &mut BytesMut,
     channel: u16,
-    exchange: &str,
-    routing_key: &str,
+    exchange: impl AsRef<[u8]>,
+    routing_key: impl AsRef<[u8]>,
     mandatory: bool,
     immediate: bool,
     properties: &BasicProperties,
@@ -70,8 +72,8 @@ pub fn encode_publish(
         b.put_u16(BasicPublish::CLASS_ID);
         b.put_u16(BasicPublish::METHOD_ID);
         b.put_u16(0); // ticket: reserved
-        put_short_string(b, exchange.as_bytes(), "exchange")?;
-        put_short_string(b, routing_key.as_bytes(), "routing-key")?;
+        put_short_string(b, exchange.as_ref(), "exchange")?;
+        put_short_string(b, routing_key.as_ref(), "routing-key")?;
         // mandatory and immediate share one octet, first bit lowest (spec 4.2.5.2).
         b.put_u8(u8::from(mandatory) | (u8::from(immediate) << 1));
         Ok(())
@@ -95,7 +97,7 @@ fn encode_content(
         let after_method = dst.len();
         check_size(after_method - start, frame_max)?;
         encode_with(dst, FRAME_HEADER, channel, |b| {
-            encode_header_payload(b, BASIC_CLASS_ID, 0, body.len() as u64, properties)
+            encode_header(b, BASIC_CLASS_ID, 0, body.len() as u64, properties)
         })?;
         check_size(dst.len() - after_method, frame_max)?;
         for piece in body.chunks(chunk) {

@@ -2,19 +2,22 @@
 //!
 //! Every decode error carries the byte offset *within the frame* (0 = the frame-type octet) at which
 //! the problem was found, so a dissection tool can point at the byte and a connection can report it
-//! to the peer. [`DecodeError::reply_code`] maps each error to the AMQP reply code a peer expects in
+//! to the peer. [`DecodeError::reply`] maps each error to the AMQP reply code a peer expects in
 //! its `connection.close` (501 frame error, 502 syntax error, 505 unexpected frame, 540 not implemented).
 
 use thiserror::Error;
 
-/// AMQP reply code 501: the frame was malformed at the framing level (size, type, frame-end).
-pub const FRAME_ERROR: u16 = 501;
-/// AMQP reply code 502: a frame's payload did not follow the grammar (bad field, bad string).
-pub const SYNTAX_ERROR: u16 = 502;
-/// AMQP reply code 505: a frame arrived that is not allowed here.
-pub const UNEXPECTED_FRAME: u16 = 505;
-/// AMQP reply code 540: a class or method this peer does not implement.
-pub const NOT_IMPLEMENTED: u16 = 540;
+use crate::constants::PROTOCOL_HEADER;
+use crate::reply_code::ReplyCode;
+
+/// AMQP reply code 501 as a number: [`ReplyCode::FrameError`].
+pub const FRAME_ERROR: u16 = ReplyCode::FrameError.code();
+/// AMQP reply code 502 as a number: [`ReplyCode::SyntaxError`].
+pub const SYNTAX_ERROR: u16 = ReplyCode::SyntaxError.code();
+/// AMQP reply code 505 as a number: [`ReplyCode::UnexpectedFrame`].
+pub const UNEXPECTED_FRAME: u16 = ReplyCode::UnexpectedFrame.code();
+/// AMQP reply code 540 as a number: [`ReplyCode::NotImplemented`].
+pub const NOT_IMPLEMENTED: u16 = ReplyCode::NotImplemented.code();
 
 /// Why a byte sequence is not a valid AMQP 0-9-1 frame.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -24,7 +27,7 @@ pub enum DecodeError {
     #[error(
         "protocol version mismatch: peer sent header {found:02x?} ({}), expected AMQP 0-9-1 {:02x?}",
         describe_header(found),
-        crate::frame::PROTOCOL_HEADER
+        PROTOCOL_HEADER
     )]
     ProtocolMismatch {
         /// The eight bytes the peer sent.
@@ -123,14 +126,51 @@ pub enum DecodeError {
         /// What arrived.
         found: &'static str,
     },
-    /// A heartbeat frame that is not on channel 0 or carries a payload.
-    #[error("heartbeat frame on channel {channel} with {size} payload bytes: heartbeats must be on channel 0 and empty")]
+    /// The stream ended inside a frame ([`FrameDecoder::decode_eof`](crate::FrameDecoder::decode_eof)).
+    #[error("stream ended inside a {frame}{}: {received} of {} bytes received", on_channel(*channel), whole(*size))]
+    PartialFrame {
+        /// Which frame: `"method frame"`, `"content header frame"`, `"content body frame"`,
+        /// `"heartbeat frame"` or `"protocol header"`.
+        frame: &'static str,
+        /// Its channel, when its header arrived.
+        channel: Option<u16>,
+        /// Bytes of it that arrived.
+        received: usize,
+        /// Its whole size (header, payload and frame-end), when its header arrived.
+        size: Option<u64>,
+    },
+    /// A heartbeat frame that is not on channel 0 or carries a payload. The message names only
+    /// the rule that was broken.
+    #[error("{}", bad_heartbeat(*.channel, *.size))]
     BadHeartbeat {
         /// Channel found.
         channel: u16,
         /// Payload size found.
         size: u32,
     },
+}
+
+fn bad_heartbeat(channel: u16, size: u32) -> String {
+    match (channel, size) {
+        (0, size) => {
+            format!("heartbeat frame with a {size}-byte payload: heartbeats must be empty")
+        }
+        (channel, 0) => {
+            format!("heartbeat frame on channel {channel}: heartbeats must be on channel 0")
+        }
+        (channel, size) => format!(
+            "heartbeat frame on channel {channel} with a {size}-byte payload: heartbeats must be \
+             on channel 0 and empty"
+        ),
+    }
+}
+
+fn on_channel(channel: Option<u16>) -> String {
+    channel.map_or_else(String::new, |c| format!(" on channel {c}"))
+}
+
+fn whole(size: Option<u64>) -> String {
+    size.map_or_else(|| "at least 7".to_owned(), |s| s.to_string())
 }
 
 fn describe_header(found: &[u8; 8]) -> &'static str {
@@ -146,22 +186,28 @@ fn describe_header(found: &[u8; 8]) -> &'static str {
 
 impl DecodeError {
     /// The AMQP reply code a peer should be sent in `connection.close` for this error.
-    pub fn reply_code(&self) -> u16 {
+    pub fn reply(&self) -> ReplyCode {
         match self {
             DecodeError::ProtocolMismatch { .. }
             | DecodeError::UnknownFrameType { .. }
             | DecodeError::FrameTooLarge { .. }
             | DecodeError::BadFrameEnd { .. }
-            | DecodeError::BadHeartbeat { .. } => FRAME_ERROR,
+            | DecodeError::PartialFrame { .. }
+            | DecodeError::BadHeartbeat { .. } => ReplyCode::FrameError,
             DecodeError::UnknownMethod { .. } | DecodeError::UnknownContentClass { .. } => {
-                NOT_IMPLEMENTED
+                ReplyCode::NotImplemented
             }
-            DecodeError::UnexpectedFrame { .. } => UNEXPECTED_FRAME,
+            DecodeError::UnexpectedFrame { .. } => ReplyCode::UnexpectedFrame,
             DecodeError::Truncated { .. }
             | DecodeError::TrailingBytes { .. }
             | DecodeError::UnknownPropertyFlags { .. }
-            | DecodeError::UnknownFieldType { .. } => SYNTAX_ERROR,
+            | DecodeError::UnknownFieldType { .. } => ReplyCode::SyntaxError,
         }
+    }
+
+    /// [`reply`](Self::reply) as the number on the wire.
+    pub fn reply_code(&self) -> u16 {
+        self.reply().code()
     }
 
     /// The byte offset within the frame where the problem was found.
@@ -173,6 +219,7 @@ impl DecodeError {
             | DecodeError::UnexpectedFrame { .. } => 0,
             DecodeError::FrameTooLarge { .. } => 3,
             DecodeError::UnknownMethod { .. } | DecodeError::UnknownContentClass { .. } => 7,
+            DecodeError::PartialFrame { received, .. } => *received,
             DecodeError::BadFrameEnd { offset, .. }
             | DecodeError::Truncated { offset, .. }
             | DecodeError::TrailingBytes { offset, .. }
@@ -218,4 +265,38 @@ pub enum EncodeError {
         /// The value given.
         frame_max: u32,
     },
+}
+
+#[cfg(test)]
+mod heartbeat_message_tests {
+    use crate::{Frame, FrameDecoder};
+    use bytes::BytesMut;
+
+    fn decode_error(bytes: &[u8]) -> String {
+        let mut buf = BytesMut::from(bytes);
+        FrameDecoder::new(0)
+            .decode(&mut buf)
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// The message names the rule that was broken, not one that was kept.
+    #[test]
+    fn a_bad_heartbeat_says_what_is_wrong_with_it() {
+        let with_payload = decode_error(&[8, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4, 0xce]);
+        assert_eq!(
+            with_payload,
+            "heartbeat frame with a 4-byte payload: heartbeats must be empty"
+        );
+        let on_channel = decode_error(&[8, 0, 3, 0, 0, 0, 0, 0xce]);
+        assert_eq!(
+            on_channel,
+            "heartbeat frame on channel 3: heartbeats must be on channel 0"
+        );
+        let mut ok = BytesMut::from(&[8u8, 0, 0, 0, 0, 0, 0, 0xce][..]);
+        assert_eq!(
+            FrameDecoder::new(0).decode(&mut ok).unwrap(),
+            Some(Frame::Heartbeat)
+        );
+    }
 }

@@ -5,36 +5,20 @@
 //! (spec 4.2.3). [`check`] looks only at what is buffered and says whether a whole frame is there,
 //! or how many more bytes are needed: the declared size is checked against `frame_max` from the
 //! 7-byte header alone, so an oversize frame is refused before a byte of its payload is buffered.
-//! [`FrameDecoder`] then splits the frame off the buffer and parses it; body payloads and strings
+//! [`FrameDecoder`] then splits the frame off the buffer and decodes it; body payloads and strings
 //! are zero-copy slices of the input.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+// The constants live in a leaf module; they are re-exported here, where they have always been.
+pub use crate::constants::{
+    DEFAULT_FRAME_MAX, FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEADER_SIZE, FRAME_HEARTBEAT,
+    FRAME_METHOD, FRAME_MIN_SIZE, FRAME_OVERHEAD, PROTOCOL_HEADER,
+};
 use crate::error::{DecodeError, EncodeError};
 use crate::method::Method;
 use crate::properties::ContentHeader;
 use crate::wire::Reader;
-
-/// The protocol header a 0-9-1 client sends first: `AMQP`, 0, then version 0-9-1.
-pub const PROTOCOL_HEADER: [u8; 8] = *b"AMQP\x00\x00\x09\x01";
-/// Frame type of a method frame.
-pub const FRAME_METHOD: u8 = 1;
-/// Frame type of a content header frame.
-pub const FRAME_HEADER: u8 = 2;
-/// Frame type of a content body frame.
-pub const FRAME_BODY: u8 = 3;
-/// Frame type of a heartbeat frame (RabbitMQ and the 0-9-1 errata use 8, not the spec's 4).
-pub const FRAME_HEARTBEAT: u8 = 8;
-/// The octet that ends every frame.
-pub const FRAME_END: u8 = 0xCE;
-/// Bytes before the payload: type, channel, size.
-pub const FRAME_HEADER_SIZE: usize = 7;
-/// Bytes a frame adds around its payload: the 7-byte header and the frame-end octet.
-pub const FRAME_OVERHEAD: usize = FRAME_HEADER_SIZE + 1;
-/// The smallest `frame_max` a peer may negotiate (spec constant FRAME-MIN-SIZE).
-pub const FRAME_MIN_SIZE: u32 = 4096;
-/// RabbitMQ's default `frame_max` (128 KiB).
-pub const DEFAULT_FRAME_MAX: u32 = 131_072;
 
 /// The 8-byte protocol header that opens a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,16 +131,22 @@ impl Frame {
         }
     }
 
-    /// Parse one whole frame whose length [`check`] has established.
+    /// Decode one whole frame whose length [`check`] has established.
     ///
     /// `frame` must hold exactly one frame (or the 8-byte protocol header).
-    pub fn parse(frame: Bytes) -> Result<Frame, DecodeError> {
+    pub fn decode(frame: Bytes) -> Result<Frame, DecodeError> {
         let len = frame.len();
         let mut frame = frame;
-        Frame::parse_front(&mut frame, len, |f| f)
+        Frame::decode_front(&mut frame, len, |f| f)
     }
 
-    /// Parse the `len`-byte frame at the front of `src` and consume it (whether or not it parses),
+    /// The former name of [`Frame::decode`], kept for the callers written before the crate settled
+    /// on one pair of verbs (`decode`/`encode`).
+    pub fn parse(frame: Bytes) -> Result<Frame, DecodeError> {
+        Frame::decode(frame)
+    }
+
+    /// Decode the `len`-byte frame at the front of `src` and consume it (whether or not it parses),
     /// handing the frame to `wrap` where it is built.
     ///
     /// Two measured costs are avoided here. Inlined into the decoder with `wrap = Some`, the frame
@@ -165,7 +155,7 @@ impl Frame {
     /// frame handle split off first would cost an atomic reference-count increment and decrement
     /// per frame; only strings and bodies, which the frame keeps, take a handle of their own.
     #[inline(always)]
-    fn parse_front<T>(
+    fn decode_front<T>(
         src: &mut Bytes,
         len: usize,
         wrap: impl FnOnce(Frame) -> T,
@@ -173,11 +163,11 @@ impl Frame {
         // The frame is consumed by a guard's drop, after the result is written: holding the
         // result in a local across `advance` cost a copy of the whole frame (measured).
         let consume = Consume { src, len };
-        Frame::parse_prefix(consume.src, len, wrap)
+        Frame::decode_prefix(consume.src, len, wrap)
     }
 
     #[inline(always)]
-    fn parse_prefix<T>(
+    fn decode_prefix<T>(
         src: &mut Bytes,
         len: usize,
         wrap: impl FnOnce(Frame) -> T,
@@ -227,18 +217,18 @@ impl Frame {
         match kind {
             FRAME_METHOD => {
                 let mut r = Reader::window(src, FRAME_HEADER_SIZE, end_at);
-                Ok(wrap(Frame::Method(channel, Method::read_payload(&mut r)?)))
+                Ok(wrap(Frame::Method(channel, Method::decode_from(&mut r)?)))
             }
             FRAME_HEADER => {
                 let mut r = Reader::window(src, FRAME_HEADER_SIZE, end_at);
                 Ok(wrap(Frame::Header(
                     channel,
-                    ContentHeader::read_payload(&mut r)?,
+                    ContentHeader::decode_from(&mut r)?,
                 )))
             }
             FRAME_BODY => {
                 let payload = if src.len() == len {
-                    // The buffer is this one frame (`Frame::parse`, `FrameDecoder::decode`):
+                    // The buffer is this one frame (`Frame::decode`, `FrameDecoder::decode`):
                     // narrow its handle rather than take a second one.
                     let mut payload = std::mem::take(src);
                     payload.truncate(end_at);
@@ -268,12 +258,8 @@ impl Frame {
                 dst.put_slice(&h.0);
                 Ok(())
             }
-            Frame::Method(channel, m) => {
-                encode_with(dst, FRAME_METHOD, *channel, |b| m.encode_payload(b))
-            }
-            Frame::Header(channel, h) => {
-                encode_with(dst, FRAME_HEADER, *channel, |b| h.encode_payload(b))
-            }
+            Frame::Method(channel, m) => encode_with(dst, FRAME_METHOD, *channel, |b| m.encode(b)),
+            Frame::Header(channel, h) => encode_with(dst, FRAME_HEADER, *channel, |b| h.encode(b)),
             Frame::Body(channel, payload) => encode_body(dst, *channel, payload),
             Frame::Heartbeat => {
                 dst.put_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
@@ -362,6 +348,37 @@ pub(crate) fn encode_body(
     Ok(())
 }
 
+/// What a stream that ended inside a frame held of it: `buf` is the incomplete rest, whose frame
+/// type [`check`] has already accepted.
+#[cold]
+fn partial_frame(buf: &[u8]) -> DecodeError {
+    let frame = match buf.first() {
+        Some(&FRAME_METHOD) => "method frame",
+        Some(&FRAME_HEADER) => "content header frame",
+        Some(&FRAME_BODY) => "content body frame",
+        Some(&FRAME_HEARTBEAT) => "heartbeat frame",
+        Some(b'A') => "protocol header",
+        _ => "frame",
+    };
+    let (channel, size) = match buf {
+        [b'A', ..] => (None, Some(PROTOCOL_HEADER.len() as u64)),
+        [_, c0, c1, s0, s1, s2, s3, ..] => {
+            let payload = u32::from_be_bytes([*s0, *s1, *s2, *s3]);
+            (
+                Some(u16::from_be_bytes([*c0, *c1])),
+                Some(u64::from(payload) + FRAME_OVERHEAD as u64),
+            )
+        }
+        _ => (None, None),
+    };
+    DecodeError::PartialFrame {
+        frame,
+        channel,
+        received: buf.len(),
+        size,
+    }
+}
+
 /// Streaming frame decoder: feed it a growing buffer, get whole frames out.
 ///
 /// It has the shape of tokio-util's `Decoder` (`Ok(None)` = need more bytes, nothing consumed), so
@@ -401,6 +418,12 @@ impl FrameDecoder {
     /// Take one whole frame off the front of `src`, or return `Ok(None)` (consuming nothing) when
     /// more bytes are needed. The frame's payloads share `src`'s memory.
     ///
+    /// When more bytes are needed, `src` is grown to hold them (tokio-util's convention: once the
+    /// 7-byte header has announced a frame, the next read can take all of it at once instead of
+    /// growing the buffer chunk by chunk). The reservation is bounded by `frame_max`, checked
+    /// before anything is reserved, or by [`DEFAULT_FRAME_MAX`] when the decoder has no limit:
+    /// a declared size alone never allocates more than that.
+    ///
     /// Errors found from the frame header (unknown type, oversize, bad protocol header) consume
     /// nothing. A frame whose length was sound but whose content is malformed is consumed, so a
     /// dissector can go on with the next one; a connection must instead close with
@@ -408,11 +431,30 @@ impl FrameDecoder {
     #[inline]
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         match check(src, self.frame_max)? {
-            Status::Incomplete(_) => Ok(None),
+            Status::Incomplete(more) => {
+                let cap = match self.frame_max {
+                    0 => DEFAULT_FRAME_MAX as usize,
+                    max => max as usize,
+                };
+                src.reserve(more.min(cap));
+                Ok(None)
+            }
             Status::Complete(n) => {
                 let mut frame = src.split_to(n).freeze();
-                Frame::parse_front(&mut frame, n, Some)
+                Frame::decode_front(&mut frame, n, Some)
             }
+        }
+    }
+
+    /// [`decode`](Self::decode) at the end of the stream (the peer closed, the capture ended): a
+    /// frame if a whole one is buffered, `Ok(None)` when nothing is left, and
+    /// [`DecodeError::PartialFrame`] (how many bytes of which frame arrived) when the stream
+    /// stopped inside a frame. Call it until it returns `Ok(None)` or an error.
+    pub fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(partial_frame(src)),
         }
     }
 
@@ -421,7 +463,7 @@ impl FrameDecoder {
     pub fn decode_bytes(&mut self, src: &mut Bytes) -> Result<Option<Frame>, DecodeError> {
         match check(src, self.frame_max)? {
             Status::Incomplete(_) => Ok(None),
-            Status::Complete(n) => Frame::parse_front(src, n, Some),
+            Status::Complete(n) => Frame::decode_front(src, n, Some),
         }
     }
 }

@@ -25,26 +25,47 @@
 //! let Frame::Header(1, header) = &frames[1] else { panic!() };
 //! assert_eq!(header.properties.flags(), 0x0600);
 //! ```
+//!
+//! # Verbs
+//! Every type that goes on the wire has the same two: `decode` (bytes in, value or [`DecodeError`]
+//! out) and `encode` (append to a `BytesMut`, or [`EncodeError`] with nothing appended):
+//! [`Frame::decode`]/[`Frame::encode`], [`Method::decode`]/[`Method::encode`] (a method frame's
+//! payload), [`ContentHeader::decode`]/[`ContentHeader::encode`] (a header frame's payload),
+//! [`FieldTable::decode`]/[`FieldTable::encode`] (a length-prefixed table). [`FrameDecoder::decode`]
+//! is the streaming form (tokio-util's `Decoder` contract), and [`encode_message`] the whole-message
+//! one. Inside the crate, `decode_from`/`encode_to` are the same verbs over a bounds-checked cursor.
+//!
+//! # Layers
+//! Each module imports only the ones before it in this list, so the crate has no import circle:
+//! [`constants`] and [`reply_code`] (leaves: they import nothing from the crate), [`error`],
+//! [`wire`] (the primitives and the bounds-checked cursor), [`table`], [`method`], [`properties`],
+//! [`frame`], [`content`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod constants;
 pub mod content;
 pub mod error;
+pub mod escape;
 pub mod frame;
 pub mod method;
 pub mod properties;
+pub mod reply_code;
 pub mod table;
 pub mod wire;
 
+pub use constants::{
+    DEFAULT_FRAME_MAX, FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEADER_SIZE, FRAME_HEARTBEAT,
+    FRAME_METHOD, FRAME_MIN_SIZE, FRAME_OVERHEAD, PROTOCOL_HEADER,
+};
 pub use content::{
     encode_message, encode_publish, message_frames, Assembled, Message, MessageAssembler,
 };
 pub use error::{DecodeError, EncodeError};
-pub use frame::{
-    check, Frame, FrameDecoder, ProtocolHeader, Status, DEFAULT_FRAME_MAX, FRAME_END,
-    FRAME_MIN_SIZE, PROTOCOL_HEADER,
-};
+pub use escape::Escaped;
+pub use frame::{check, Frame, FrameDecoder, ProtocolHeader, Status};
 pub use method::*;
 pub use properties::{BasicProperties, ContentHeader};
+pub use reply_code::{ReplyCode, Severity};
 pub use table::{Decimal, FieldArray, FieldTable, FieldValue};
 pub use wire::{LongString, ShortString};

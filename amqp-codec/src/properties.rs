@@ -9,11 +9,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+pub use crate::constants::BASIC_CLASS_ID;
+use crate::constants::FRAME_HEADER_SIZE;
 use crate::error::{DecodeError, EncodeError};
 use crate::wire::{Reader, Writer};
-
-/// Class id of `basic`, the only class that carries content.
-pub const BASIC_CLASS_ID: u16 = 60;
 
 /// Flag-word bit 0: another flags word follows.
 pub const FLAG_CONTINUATION: u16 = 0x0001;
@@ -61,7 +60,7 @@ macro_rules! basic_properties {
             /// nothing. Returns the whole header, built from locals in one place: returning the
             /// properties alone cost a ~370-byte copy into the header per frame (measured).
             #[inline(always)]
-            fn read_header(
+            fn decode_header_from(
                 r: &mut Reader<'_>,
                 class_id: u16,
                 weight: u16,
@@ -82,7 +81,7 @@ macro_rules! basic_properties {
                 })
             }
 
-            fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+            fn encode_to(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
                 $( if let Some(v) = &self.$field {
                     $crate::method::write_arg!(w, $kind, *v, $spec);
                 } )*
@@ -149,13 +148,13 @@ impl ContentHeader {
 
     /// Decode a content header frame payload (byte 7 of the frame onwards, without frame-end).
     pub fn decode(payload: &Bytes) -> Result<Self, DecodeError> {
-        ContentHeader::read_payload(&mut Reader::new(payload, crate::frame::FRAME_HEADER_SIZE))
+        ContentHeader::decode_from(&mut Reader::new(payload, FRAME_HEADER_SIZE))
     }
 
     /// [`ContentHeader::decode`] from a reader over exactly the payload.
-    // Always inlined: see `BasicProperties::read_header`.
+    // Always inlined: see `BasicProperties::decode_header_from`.
     #[inline(always)]
-    pub(crate) fn read_payload(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    pub(crate) fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let class_id = r.u16("class id")?;
         if class_id != BASIC_CLASS_ID {
             return Err(DecodeError::UnknownContentClass { class_id });
@@ -187,12 +186,12 @@ impl ContentHeader {
             }
             more = word & FLAG_CONTINUATION != 0;
         }
-        BasicProperties::read_header(r, class_id, weight, body_size, flags)
+        BasicProperties::decode_header_from(r, class_id, weight, body_size, flags)
     }
 
     /// Append the content header frame payload.
-    pub fn encode_payload(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        encode_header_payload(
+    pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        encode_header(
             buf,
             self.class_id,
             self.weight,
@@ -203,7 +202,7 @@ impl ContentHeader {
 }
 
 /// Append a content header payload from its parts (lets a sender encode borrowed properties).
-pub(crate) fn encode_header_payload(
+pub(crate) fn encode_header(
     buf: &mut BytesMut,
     class_id: u16,
     weight: u16,
@@ -214,7 +213,7 @@ pub(crate) fn encode_header_payload(
     buf.put_u16(weight);
     buf.put_u64(body_size);
     buf.put_u16(properties.flags());
-    properties.write(&mut Writer::new(buf))
+    properties.encode_to(&mut Writer::new(buf))
 }
 
 #[cfg(test)]
@@ -255,7 +254,7 @@ mod tests {
         assert_eq!(names[13], "cluster-id");
         let h = ContentHeader::new(3, p);
         let mut buf = BytesMut::new();
-        h.encode_payload(&mut buf).unwrap();
+        h.encode(&mut buf).unwrap();
         assert_eq!(ContentHeader::decode(&buf.freeze()).unwrap(), h);
     }
 

@@ -5,9 +5,32 @@
 //! by `u` = unsigned 16-bit, `x` is a byte array, and `D` is a decimal with a one-octet scale and
 //! a 32-bit value.
 //!
-//! Tables nest to any depth the input has. Decoding, encoding and dropping are iterative (an explicit
-//! stack, not recursion), so hostile input several thousand levels deep cannot overflow the stack.
-//! A table keeps its entries in wire order, so a decoded table re-encodes to the same bytes.
+//! # Decoded tables are validated bytes, read lazily
+//! Decoding a table checks its whole structure once (every length against the bytes present and
+//! against its enclosing table, every type letter), with the same errors and offsets as a full
+//! decode, and then keeps the table as a zero-copy slice of the frame: no entry is built and nothing
+//! is allocated. Entries are decoded when asked for:
+//! - [`FieldTable::lookup`], [`FieldTable::lookup_str`], [`FieldTable::entries`] and
+//!   [`FieldTable::len`] read the bytes in place (a lookup of `x-deadline` in a request's headers
+//!   builds only that value; `lookup_str("traceparent")` borrows the string from the frame);
+//! - [`FieldTable::get`] and [`FieldTable::iter`], which hand out references, decode every entry
+//!   once, on first use, and keep them (nested tables stay undecoded until they are asked for).
+//!
+//! A table that is never modified re-encodes by copying its bytes. Inserting into a decoded table
+//! turns it into an ordinary owned table (its entries decoded, its bytes dropped).
+//!
+//! Before, every entry was materialised on decode (~72 bytes and an allocation per entry); the
+//! tutorial-six captures, with the handshake's client and server properties, decoded only ~5× faster
+//! than amq-protocol against 10-17× on table-free frames. BENCHMARKS.md has the figures since.
+//!
+//! Tables nest to any depth the input has. Validation, encoding and dropping are iterative (an explicit
+//! stack, not recursion), so hostile input several thousand levels deep cannot overflow the stack;
+//! the validator's stack holds one entry per open level, and a level takes at least 5 bytes of the
+//! frame. A table keeps its entries in wire order, so a decoded table re-encodes to the same bytes.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::OnceLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -109,10 +132,11 @@ impl FieldValue {
         }
     }
 
+    /// True for a container holding decoded children: what dropping must dismantle by hand.
     fn has_children(&self) -> bool {
         match self {
-            FieldValue::FieldTable(t) => !t.0.is_empty(),
-            FieldValue::FieldArray(a) => !a.0.is_empty(),
+            FieldValue::FieldTable(t) => t.cache.get().is_some_and(|e| !e.is_empty()),
+            FieldValue::FieldArray(a) => a.cache.get().is_some_and(|v| !v.is_empty()),
             _ => false,
         }
     }
@@ -143,6 +167,11 @@ impl From<String> for FieldValue {
         FieldValue::LongString(v.into())
     }
 }
+impl From<LongString> for FieldValue {
+    fn from(v: LongString) -> Self {
+        FieldValue::LongString(v)
+    }
+}
 impl From<FieldTable> for FieldValue {
     fn from(v: FieldTable) -> Self {
         FieldValue::FieldTable(v)
@@ -157,56 +186,258 @@ impl From<FieldArray> for FieldValue {
 /// A field table: name/value pairs in wire order.
 ///
 /// Names are unique in a well-formed table; [`FieldTable::insert`] keeps them so, while decoding
-/// keeps whatever the peer sent (so it re-encodes byte-exact).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FieldTable(Vec<(ShortString, FieldValue)>);
+/// keeps whatever the peer sent (so it re-encodes byte-exact). A decoded table is its validated wire
+/// bytes, decoded on demand (see the [module docs](self)); a built one holds its entries. Equality,
+/// `Debug` and encoding do not depend on which.
+#[derive(Clone, Default)]
+pub struct FieldTable {
+    /// The table's validated wire bytes (without the length prefix) while it is as decoded, else
+    /// empty. When not empty, these bytes are exactly the encoding of the entries.
+    raw: Bytes,
+    /// The entries: decoded from `raw` on first [`get`](Self::get) or [`iter`](Self::iter), or
+    /// built in memory. Unset with `raw` empty means no entries.
+    cache: OnceLock<Vec<(ShortString, FieldValue)>>,
+}
 
 /// A field array: values in order.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FieldArray(Vec<FieldValue>);
+///
+/// Decoded lazily, as [`FieldTable`] is.
+#[derive(Clone, Default)]
+pub struct FieldArray {
+    /// As in [`FieldTable`].
+    raw: Bytes,
+    /// As in [`FieldTable`].
+    cache: OnceLock<Vec<FieldValue>>,
+}
 
 impl FieldTable {
     /// An empty table.
-    pub fn new() -> Self {
-        FieldTable(Vec::new())
+    pub const fn new() -> Self {
+        FieldTable {
+            raw: Bytes::new(),
+            cache: OnceLock::new(),
+        }
     }
+
+    /// A table over bytes `validate` accepted.
+    fn from_validated(raw: Bytes) -> Self {
+        FieldTable {
+            raw,
+            cache: OnceLock::new(),
+        }
+    }
+
+    fn from_entries(entries: Vec<(ShortString, FieldValue)>) -> Self {
+        FieldTable {
+            raw: Bytes::new(),
+            cache: OnceLock::from(entries),
+        }
+    }
+
+    /// The entries, decoding them on first use.
+    fn decoded(&self) -> &[(ShortString, FieldValue)] {
+        self.cache.get_or_init(|| decode_entries(&self.raw))
+    }
+
+    /// Change the entries: from here on the table is built, not decoded.
+    fn modify<R>(&mut self, change: impl FnOnce(&mut Vec<(ShortString, FieldValue)>) -> R) -> R {
+        let mut entries = match self.cache.take() {
+            Some(entries) => entries,
+            None => decode_entries(&self.raw),
+        };
+        self.raw = Bytes::new();
+        let out = change(&mut entries);
+        self.cache = OnceLock::from(entries);
+        out
+    }
+
     /// Set `name` to `value`, replacing an existing entry of that name in place.
     pub fn insert(&mut self, name: impl Into<ShortString>, value: impl Into<FieldValue>) {
         let name = name.into();
         let value = value.into();
-        match self.0.iter_mut().find(|(k, _)| *k == name) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((name, value)),
-        }
+        self.modify(
+            |entries| match entries.iter_mut().find(|(k, _)| *k == name) {
+                Some(slot) => slot.1 = value,
+                None => entries.push((name, value)),
+            },
+        );
     }
+
     /// Builder form of [`insert`](Self::insert).
     pub fn with(mut self, name: impl Into<ShortString>, value: impl Into<FieldValue>) -> Self {
         self.insert(name, value);
         self
     }
-    /// The value of the first entry named `name`.
-    pub fn get(&self, name: &str) -> Option<&FieldValue> {
-        self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
-    }
-    /// The entries in wire order.
-    pub fn iter(&self) -> std::slice::Iter<'_, (ShortString, FieldValue)> {
-        self.0.iter()
-    }
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    /// True when there are no entries.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    /// The entries, taken out.
-    pub fn into_entries(mut self) -> Vec<(ShortString, FieldValue)> {
-        std::mem::take(&mut self.0)
-    }
+
     /// Append an entry without checking for a duplicate name.
     pub fn push(&mut self, name: impl Into<ShortString>, value: impl Into<FieldValue>) {
-        self.0.push((name.into(), value.into()));
+        let entry = (name.into(), value.into());
+        self.modify(|entries| entries.push(entry));
+    }
+
+    /// The value of the first entry named `name`.
+    ///
+    /// On a decoded table this decodes every entry, once (to hand out a reference that lives as
+    /// long as the table); [`lookup`](Self::lookup) reads one value without doing so.
+    pub fn get(&self, name: &str) -> Option<&FieldValue> {
+        self.decoded()
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The value of the first entry named `name`, decoded from the table's bytes in place: a scan
+    /// of the names, and only the value asked for is built (a string is a zero-copy slice, a
+    /// nested table stays undecoded). The cheap way to read one header of a message.
+    pub fn lookup(&self, name: &str) -> Option<FieldValue> {
+        if let Some(entries) = self.cache.get() {
+            return entries
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone());
+        }
+        let mut walk = Walk::new(&self.raw);
+        while !walk.at_end() {
+            let at = walk.name()?;
+            if self.raw.get(at) == Some(name.as_bytes()) {
+                return walk.value();
+            }
+            walk.skip_value()?;
+        }
+        None
+    }
+
+    /// The bytes of the first entry named `name` when its value is a long string (`S`) or a byte
+    /// array (`x`), borrowed from the table: no copy, no reference count. `None` when there is no
+    /// such entry or its value has another type. For headers such as `traceparent` or `x-error`.
+    pub fn lookup_bytes(&self, name: &str) -> Option<&[u8]> {
+        if let Some(entries) = self.cache.get() {
+            return match entries.iter().find(|(k, _)| *k == name)?.1 {
+                FieldValue::LongString(ref s) => Some(s.as_bytes()),
+                FieldValue::ByteArray(ref b) => Some(b),
+                _ => None,
+            };
+        }
+        let mut walk = Walk::new(&self.raw);
+        while !walk.at_end() {
+            let at = walk.name()?;
+            if self.raw.get(at) == Some(name.as_bytes()) {
+                return match walk.u8()? {
+                    b'S' | b'x' => self.raw.get(walk.long()?),
+                    _ => None,
+                };
+            }
+            walk.skip_value()?;
+        }
+        None
+    }
+
+    /// [`lookup_bytes`](Self::lookup_bytes) as text: `None` also when the bytes are not UTF-8.
+    pub fn lookup_str(&self, name: &str) -> Option<&str> {
+        std::str::from_utf8(self.lookup_bytes(name)?).ok()
+    }
+
+    /// True when an entry is named `name` (a scan of the names; nothing is decoded).
+    pub fn contains_key(&self, name: &str) -> bool {
+        if let Some(entries) = self.cache.get() {
+            return entries.iter().any(|(k, _)| *k == name);
+        }
+        let mut walk = Walk::new(&self.raw);
+        while !walk.at_end() {
+            let Some(at) = walk.name() else { break };
+            if self.raw.get(at) == Some(name.as_bytes()) {
+                return true;
+            }
+            if walk.skip_value().is_none() {
+                break;
+            }
+        }
+        false
+    }
+
+    /// The entries in wire order, by reference (decodes a decoded table's entries once; see
+    /// [`entries`](Self::entries) for an iteration that does not keep them).
+    pub fn iter(&self) -> std::slice::Iter<'_, (ShortString, FieldValue)> {
+        self.decoded().iter()
+    }
+
+    /// The entries in wire order as owned values, decoded one at a time from the table's bytes
+    /// (or cloned from a built table). Nothing is kept: the table stays as cheap as it was.
+    pub fn entries(&self) -> Entries<'_> {
+        match self.cache.get() {
+            Some(entries) => Entries(EntriesInner::Built(entries.iter())),
+            None => Entries(EntriesInner::Raw {
+                src: &self.raw,
+                walk: Walk::new(&self.raw),
+            }),
+        }
+    }
+
+    /// Number of entries (counted in the bytes of a decoded table, without decoding them).
+    pub fn len(&self) -> usize {
+        match self.cache.get() {
+            Some(entries) => entries.len(),
+            None => count(&self.raw, true),
+        }
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty() && self.cache.get().is_none_or(Vec::is_empty)
+    }
+
+    /// The entries, taken out.
+    pub fn into_entries(mut self) -> Vec<(ShortString, FieldValue)> {
+        match self.cache.take() {
+            Some(entries) => entries,
+            None => decode_entries(&self.raw),
+        }
+    }
+
+    /// Decode one length-prefixed table from `src`, which must hold exactly that. Offsets in errors
+    /// count from the start of `src`. Strings in the table are zero-copy slices of `src`.
+    pub fn decode(src: &Bytes) -> Result<FieldTable, DecodeError> {
+        let mut r = Reader::new(src, 0);
+        let table = FieldTable::decode_from(&mut r, "field table")?;
+        r.finish("field table")?;
+        Ok(table)
+    }
+
+    /// Append the table, length-prefixed, as it goes in a method argument or the `headers`
+    /// property. On error nothing is appended.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        let start = dst.len();
+        let result = self.encode_to(dst, "field table");
+        if result.is_err() {
+            dst.truncate(start);
+        }
+        result
+    }
+}
+
+impl fmt::Debug for FieldTable {
+    /// `FieldTable([("name", value), …])`, whether decoded or built.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct List<'a>(&'a FieldTable);
+        impl fmt::Debug for List<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0.cache.get() {
+                    Some(entries) => f.debug_list().entries(entries).finish(),
+                    None => f.debug_list().entries(self.0.entries()).finish(),
+                }
+            }
+        }
+        f.debug_tuple("FieldTable").field(&List(self)).finish()
+    }
+}
+
+impl PartialEq for FieldTable {
+    /// Entry by entry, in order (so a NaN value is unequal to itself, as `f64` is).
+    fn eq(&self, other: &Self) -> bool {
+        match (self.cache.get(), other.cache.get()) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.entries().eq(other.entries()),
+        }
     }
 }
 
@@ -220,50 +451,157 @@ impl<K: Into<ShortString>, V: Into<FieldValue>> FromIterator<(K, V)> for FieldTa
     }
 }
 
+impl From<Vec<(ShortString, FieldValue)>> for FieldTable {
+    /// The entries as given, duplicate names included (as a decoded table keeps them).
+    fn from(entries: Vec<(ShortString, FieldValue)>) -> Self {
+        FieldTable::from_entries(entries)
+    }
+}
+
 impl<'a> IntoIterator for &'a FieldTable {
     type Item = &'a (ShortString, FieldValue);
     type IntoIter = std::slice::Iter<'a, (ShortString, FieldValue)>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.iter()
+    }
+}
+
+/// The entries of a [`FieldTable`] as owned values: see [`FieldTable::entries`].
+#[derive(Clone)]
+pub struct Entries<'a>(EntriesInner<'a>);
+
+#[derive(Clone)]
+enum EntriesInner<'a> {
+    Built(std::slice::Iter<'a, (ShortString, FieldValue)>),
+    Raw { src: &'a Bytes, walk: Walk<'a> },
+}
+
+impl Iterator for Entries<'_> {
+    type Item = (ShortString, FieldValue);
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            EntriesInner::Built(it) => it.next().cloned(),
+            EntriesInner::Raw { src, walk } => {
+                if walk.at_end() {
+                    return None;
+                }
+                let name = walk.name()?;
+                let value = walk.value()?;
+                Some((ShortString::from(src.slice(name)), value))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Entries<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
     }
 }
 
 impl FieldArray {
     /// An empty array.
-    pub fn new() -> Self {
-        FieldArray(Vec::new())
+    pub const fn new() -> Self {
+        FieldArray {
+            raw: Bytes::new(),
+            cache: OnceLock::new(),
+        }
     }
+
+    fn from_validated(raw: Bytes) -> Self {
+        FieldArray {
+            raw,
+            cache: OnceLock::new(),
+        }
+    }
+
+    fn decoded(&self) -> &[FieldValue] {
+        self.cache.get_or_init(|| decode_values(&self.raw))
+    }
+
     /// Append a value.
     pub fn push(&mut self, value: impl Into<FieldValue>) {
-        self.0.push(value.into());
+        let mut values = match self.cache.take() {
+            Some(values) => values,
+            None => decode_values(&self.raw),
+        };
+        self.raw = Bytes::new();
+        values.push(value.into());
+        self.cache = OnceLock::from(values);
     }
-    /// The values in order.
+
+    /// The values in order, by reference (decodes a decoded array's values once).
     pub fn iter(&self) -> std::slice::Iter<'_, FieldValue> {
-        self.0.iter()
+        self.decoded().iter()
     }
-    /// Number of values.
+
+    /// The values in order as owned values, decoded one at a time; nothing is kept.
+    pub fn values(&self) -> Values<'_> {
+        match self.cache.get() {
+            Some(values) => Values(ValuesInner::Built(values.iter())),
+            None => Values(ValuesInner::Raw(Walk::new(&self.raw))),
+        }
+    }
+
+    /// Number of values (counted in the bytes of a decoded array, without decoding them).
     pub fn len(&self) -> usize {
-        self.0.len()
+        match self.cache.get() {
+            Some(values) => values.len(),
+            None => count(&self.raw, false),
+        }
     }
+
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.raw.is_empty() && self.cache.get().is_none_or(Vec::is_empty)
     }
+
     /// The values, taken out.
     pub fn into_values(mut self) -> Vec<FieldValue> {
-        std::mem::take(&mut self.0)
+        match self.cache.take() {
+            Some(values) => values,
+            None => decode_values(&self.raw),
+        }
+    }
+}
+
+impl fmt::Debug for FieldArray {
+    /// `FieldArray([value, …])`, whether decoded or built.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct List<'a>(&'a FieldArray);
+        impl fmt::Debug for List<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0.cache.get() {
+                    Some(values) => f.debug_list().entries(values).finish(),
+                    None => f.debug_list().entries(self.0.values()).finish(),
+                }
+            }
+        }
+        f.debug_tuple("FieldArray").field(&List(self)).finish()
+    }
+}
+
+impl PartialEq for FieldArray {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.cache.get(), other.cache.get()) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.values().eq(other.values()),
+        }
     }
 }
 
 impl From<Vec<FieldValue>> for FieldArray {
     fn from(v: Vec<FieldValue>) -> Self {
-        FieldArray(v)
+        FieldArray {
+            raw: Bytes::new(),
+            cache: OnceLock::from(v),
+        }
     }
 }
 
 impl<V: Into<FieldValue>> FromIterator<V> for FieldArray {
     fn from_iter<I: IntoIterator<Item = V>>(iter: I) -> Self {
-        FieldArray(iter.into_iter().map(Into::into).collect())
+        FieldArray::from(iter.into_iter().map(Into::into).collect::<Vec<_>>())
     }
 }
 
@@ -271,22 +609,56 @@ impl<'a> IntoIterator for &'a FieldArray {
     type Item = &'a FieldValue;
     type IntoIter = std::slice::Iter<'a, FieldValue>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.iter()
+    }
+}
+
+/// The values of a [`FieldArray`] as owned values: see [`FieldArray::values`].
+#[derive(Clone)]
+pub struct Values<'a>(ValuesInner<'a>);
+
+#[derive(Clone)]
+enum ValuesInner<'a> {
+    Built(std::slice::Iter<'a, FieldValue>),
+    Raw(Walk<'a>),
+}
+
+impl Iterator for Values<'_> {
+    type Item = FieldValue;
+    fn next(&mut self) -> Option<FieldValue> {
+        match &mut self.0 {
+            ValuesInner::Built(it) => it.next().cloned(),
+            ValuesInner::Raw(walk) if walk.at_end() => None,
+            ValuesInner::Raw(walk) => walk.value(),
+        }
+    }
+}
+
+impl fmt::Debug for Values<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
     }
 }
 
 /// Dismantle nested containers with a worklist: the default drop glue would recurse once per
-/// nesting level, and a decoded table may be as deep as the frame is long.
+/// nesting level, and decoded entries may be as deep as the frame is long.
 fn drop_deep(mut work: Vec<FieldValue>) {
     while let Some(mut v) = work.pop() {
         match &mut v {
-            FieldValue::FieldTable(t) => work.extend(
-                t.0.drain(..)
-                    .map(|(_, c)| c)
-                    .filter(FieldValue::has_children),
-            ),
+            FieldValue::FieldTable(t) => {
+                if let Some(entries) = t.cache.take() {
+                    work.extend(
+                        entries
+                            .into_iter()
+                            .map(|(_, c)| c)
+                            .filter(FieldValue::has_children),
+                    );
+                }
+            }
             FieldValue::FieldArray(a) => {
-                work.extend(a.0.drain(..).filter(FieldValue::has_children))
+                if let Some(values) = a.cache.take() {
+                    work.extend(values.into_iter().filter(FieldValue::has_children));
+                }
             }
             _ => {}
         }
@@ -295,147 +667,310 @@ fn drop_deep(mut work: Vec<FieldValue>) {
 
 impl Drop for FieldTable {
     fn drop(&mut self) {
-        if self.0.iter().any(|(_, v)| v.has_children()) {
-            drop_deep(
-                self.0
-                    .drain(..)
-                    .map(|(_, v)| v)
-                    .filter(FieldValue::has_children)
-                    .collect(),
-            );
+        if let Some(entries) = self.cache.get_mut() {
+            if entries.iter().any(|(_, v)| v.has_children()) {
+                drop_deep(
+                    entries
+                        .drain(..)
+                        .map(|(_, v)| v)
+                        .filter(FieldValue::has_children)
+                        .collect(),
+                );
+            }
         }
     }
 }
 
 impl Drop for FieldArray {
     fn drop(&mut self) {
-        if self.0.iter().any(FieldValue::has_children) {
-            drop_deep(self.0.drain(..).filter(FieldValue::has_children).collect());
+        if let Some(values) = self.cache.get_mut() {
+            if values.iter().any(FieldValue::has_children) {
+                drop_deep(values.drain(..).filter(FieldValue::has_children).collect());
+            }
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Decoding
+// The grammar of a field value after its type letter: one table for validation and lazy reads.
 
-enum Open {
-    Table(Vec<(ShortString, FieldValue)>),
-    Array(Vec<FieldValue>),
+/// How a field value is laid out after its type letter.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A fixed number of octets.
+    Fixed(usize),
+    /// A four-octet length, then that many octets (`S`, `x`).
+    Long,
+    /// A four-octet length, then that many octets of entries (`F`) or values (`A`).
+    Table,
+    /// See [`Shape::Table`].
+    Array,
 }
 
-/// One container being filled: its entries so far, the name it will have in its parent table, and
-/// the reader limit of its parent, restored when it closes.
-struct Level {
-    open: Open,
-    name: ShortString,
-    parent_end: usize,
+/// The layout of the value of type `letter`, and its name in errors; `None` for a letter RabbitMQ
+/// does not use.
+#[inline]
+fn shape(letter: u8) -> Option<(Shape, &'static str)> {
+    Some(match letter {
+        b't' => (Shape::Fixed(1), "boolean field"),
+        b'b' => (Shape::Fixed(1), "short-short-int field"),
+        b'B' => (Shape::Fixed(1), "short-short-uint field"),
+        b's' => (Shape::Fixed(2), "short-int field"),
+        b'u' => (Shape::Fixed(2), "short-uint field"),
+        b'I' => (Shape::Fixed(4), "long-int field"),
+        b'i' => (Shape::Fixed(4), "long-uint field"),
+        b'l' => (Shape::Fixed(8), "long-long-int field"),
+        b'f' => (Shape::Fixed(4), "float field"),
+        b'd' => (Shape::Fixed(8), "double field"),
+        // A decimal is a scale octet then a 32-bit unscaled value.
+        b'D' => (Shape::Fixed(5), "decimal field"),
+        b'T' => (Shape::Fixed(8), "timestamp field"),
+        b'V' => (Shape::Fixed(0), "void field"),
+        b'S' => (Shape::Long, "long-string field"),
+        b'x' => (Shape::Long, "byte-array field"),
+        b'F' => (Shape::Table, "nested field table"),
+        b'A' => (Shape::Array, "field array"),
+        _ => return None,
+    })
 }
 
-/// Read a length-prefixed field table (a `table` argument or the `headers` property).
-pub(crate) fn read_table(
-    r: &mut Reader<'_>,
-    what: &'static str,
-) -> Result<FieldTable, DecodeError> {
-    let len = r.u32(what)? as usize;
-    if len == 0 {
-        return Ok(FieldTable::new());
+// ---------------------------------------------------------------------------------------------
+// Decoding: validate once, keep the bytes.
+
+impl FieldTable {
+    /// Read a length-prefixed field table (a `table` argument or the `headers` property): validate
+    /// all of it, keep it as a slice of the frame.
+    #[inline]
+    pub(crate) fn decode_from(
+        r: &mut Reader<'_>,
+        what: &'static str,
+    ) -> Result<FieldTable, DecodeError> {
+        let len = r.u32(what)? as usize;
+        if len == 0 {
+            return Ok(FieldTable::new());
+        }
+        let start = r.position();
+        let parent_end = r.limit(len, what)?;
+        validate(r)?;
+        r.restore(parent_end);
+        Ok(FieldTable::from_validated(r.slice_from(start)))
     }
-    let parent_end = r.limit(len, what)?;
-    let mut stack: Vec<Level> = Vec::new();
-    let mut cur = Level {
-        open: Open::Table(Vec::new()),
-        name: ShortString::default(),
-        parent_end,
+}
+
+/// The ends of the containers enclosing the one being validated, innermost last, and whether each
+/// is a table (its entries have names). Eight levels inline: the handshake's tables nest two deep,
+/// and a table's validation should cost no allocation.
+struct Open {
+    inline: [(usize, bool); 8],
+    depth: usize,
+    spill: Vec<(usize, bool)>,
+}
+
+impl Open {
+    fn push(&mut self, level: (usize, bool)) {
+        match self.inline.get_mut(self.depth) {
+            Some(slot) => *slot = level,
+            None => self.spill.push(level),
+        }
+        self.depth += 1;
+    }
+
+    fn pop(&mut self) -> Option<(usize, bool)> {
+        self.depth = self.depth.checked_sub(1)?;
+        match self.inline.get(self.depth) {
+            Some(level) => Some(*level),
+            None => self.spill.pop(),
+        }
+    }
+}
+
+/// Check the entries from the reader's position to its limit: every name, type letter and length,
+/// into nested tables and arrays. The errors (and the order in which they are found) are those a
+/// full decode gives: the first malformed field, with its offset in the frame.
+fn validate(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+    let mut open = Open {
+        inline: [(0, false); 8],
+        depth: 0,
+        spill: Vec::new(),
     };
+    let mut in_table = true;
     loop {
         if r.remaining() == 0 {
-            r.restore(cur.parent_end);
-            let value = match cur.open {
-                Open::Table(entries) => FieldValue::FieldTable(FieldTable(entries)),
-                Open::Array(values) => FieldValue::FieldArray(FieldArray(values)),
+            let Some((parent_end, parent_is_table)) = open.pop() else {
+                return Ok(());
             };
-            let Some(mut parent) = stack.pop() else {
-                return match value {
-                    FieldValue::FieldTable(mut t) => Ok(FieldTable(std::mem::take(&mut t.0))),
-                    // The root is always a table.
-                    _ => Ok(FieldTable::new()),
-                };
-            };
-            match &mut parent.open {
-                Open::Table(entries) => entries.push((cur.name, value)),
-                Open::Array(values) => values.push(value),
-            }
-            cur = parent;
+            r.restore(parent_end);
+            in_table = parent_is_table;
             continue;
         }
-        let name = match cur.open {
-            Open::Table(_) => r.short_string("field name")?,
-            Open::Array(_) => ShortString::default(),
-        };
+        if in_table {
+            let len = r.u8("field name")?;
+            r.skip(len as usize, "field name")?;
+        }
         let letter_offset = r.offset();
         let letter = r.u8("field type")?;
-        let value = match letter {
-            b'F' | b'A' => {
-                let what = if letter == b'F' {
-                    "nested field table"
-                } else {
-                    "field array"
-                };
+        match shape(letter) {
+            Some((Shape::Fixed(n), what)) => r.skip(n, what)?,
+            Some((Shape::Long, what)) => {
+                let len = r.u32(what)? as usize;
+                r.skip(len, what)?;
+            }
+            Some((shape @ (Shape::Table | Shape::Array), what)) => {
                 let len = r.u32(what)? as usize;
                 let parent_end = r.limit(len, what)?;
-                let open = if letter == b'F' {
-                    Open::Table(Vec::new())
-                } else {
-                    Open::Array(Vec::new())
-                };
-                stack.push(std::mem::replace(
-                    &mut cur,
-                    Level {
-                        open,
-                        name,
-                        parent_end,
-                    },
-                ));
-                continue;
+                open.push((parent_end, in_table));
+                in_table = matches!(shape, Shape::Table);
             }
-            _ => read_scalar(r, letter, letter_offset)?,
-        };
-        match &mut cur.open {
-            Open::Table(entries) => entries.push((name, value)),
-            Open::Array(values) => values.push(value),
+            None => {
+                return Err(DecodeError::UnknownFieldType {
+                    letter,
+                    offset: letter_offset,
+                })
+            }
         }
     }
 }
 
-/// One field value after its type letter: the grammar of RabbitMQ's field types, as nom parsers.
-fn read_scalar(r: &mut Reader<'_>, letter: u8, offset: usize) -> Result<FieldValue, DecodeError> {
-    use nom::number::complete::{
-        be_f32, be_f64, be_i16, be_i32, be_i64, be_i8, be_u16, be_u32, be_u64, be_u8,
-    };
-    use nom::Parser;
-    Ok(match letter {
-        b't' => FieldValue::Boolean(r.parse(be_u8, "boolean field", 1)? != 0),
-        b'b' => FieldValue::ShortShortInt(r.parse(be_i8, "short-short-int field", 1)?),
-        b'B' => FieldValue::ShortShortUInt(r.parse(be_u8, "short-short-uint field", 1)?),
-        b's' => FieldValue::ShortInt(r.parse(be_i16, "short-int field", 2)?),
-        b'u' => FieldValue::ShortUInt(r.parse(be_u16, "short-uint field", 2)?),
-        b'I' => FieldValue::LongInt(r.parse(be_i32, "long-int field", 4)?),
-        b'i' => FieldValue::LongUInt(r.parse(be_u32, "long-uint field", 4)?),
-        b'l' => FieldValue::LongLongInt(r.parse(be_i64, "long-long-int field", 8)?),
-        b'f' => FieldValue::Float(r.parse(be_f32, "float field", 4)?),
-        b'd' => FieldValue::Double(r.parse(be_f64, "double field", 8)?),
-        // A decimal is a scale octet then a 32-bit unscaled value.
-        b'D' => r.parse(
-            (be_u8, be_u32).map(|(scale, value)| FieldValue::Decimal(Decimal { scale, value })),
-            "decimal field",
-            5,
-        )?,
-        b'S' => FieldValue::LongString(r.long_string("long-string field")?),
-        b'x' => FieldValue::ByteArray(r.long_bytes("byte-array field")?),
-        b'T' => FieldValue::Timestamp(r.parse(be_u64, "timestamp field", 8)?),
-        b'V' => FieldValue::Void,
-        _ => return Err(DecodeError::UnknownFieldType { letter, offset }),
-    })
+/// A cursor over bytes [`validate`] accepted. Every read is still checked, and a failed one ends
+/// the walk (`None`) rather than panicking: a broken invariant shows as a shorter table, never as
+/// a crash.
+#[derive(Clone)]
+struct Walk<'a> {
+    src: &'a Bytes,
+    pos: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn new(src: &'a Bytes) -> Self {
+        Walk { src, pos: 0 }
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.src.len()
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Option<Range<usize>> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.src.len())?;
+        let range = self.pos..end;
+        self.pos = end;
+        Some(range)
+    }
+
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let bytes: &'a [u8] = self.src;
+        let out = *bytes.get(self.pos..)?.first_chunk::<N>()?;
+        self.pos += N;
+        Some(out)
+    }
+
+    #[inline]
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.array::<1>()?[0])
+    }
+
+    /// A name's position: its length octet, then its bytes.
+    #[inline]
+    fn name(&mut self) -> Option<Range<usize>> {
+        let len = self.u8()?;
+        self.take(len as usize)
+    }
+
+    /// The position of a four-octet length-prefixed value's bytes.
+    #[inline]
+    fn long(&mut self) -> Option<Range<usize>> {
+        let len = u32::from_be_bytes(self.array()?);
+        self.take(len as usize)
+    }
+
+    /// A four-octet length-prefixed value's bytes, zero-copy.
+    #[inline]
+    fn long_bytes(&mut self) -> Option<Bytes> {
+        let range = self.long()?;
+        Some(self.src.slice(range))
+    }
+
+    /// Step over one value, type letter included.
+    #[inline]
+    fn skip_value(&mut self) -> Option<()> {
+        match shape(self.u8()?)?.0 {
+            Shape::Fixed(n) => self.take(n).map(drop),
+            Shape::Long | Shape::Table | Shape::Array => self.long().map(drop),
+        }
+    }
+
+    /// One value, type letter included: strings are slices of the source, nested containers stay
+    /// undecoded.
+    fn value(&mut self) -> Option<FieldValue> {
+        Some(match self.u8()? {
+            b't' => FieldValue::Boolean(self.u8()? != 0),
+            b'b' => FieldValue::ShortShortInt(i8::from_be_bytes(self.array()?)),
+            b'B' => FieldValue::ShortShortUInt(self.u8()?),
+            b's' => FieldValue::ShortInt(i16::from_be_bytes(self.array()?)),
+            b'u' => FieldValue::ShortUInt(u16::from_be_bytes(self.array()?)),
+            b'I' => FieldValue::LongInt(i32::from_be_bytes(self.array()?)),
+            b'i' => FieldValue::LongUInt(u32::from_be_bytes(self.array()?)),
+            b'l' => FieldValue::LongLongInt(i64::from_be_bytes(self.array()?)),
+            b'f' => FieldValue::Float(f32::from_be_bytes(self.array()?)),
+            b'd' => FieldValue::Double(f64::from_be_bytes(self.array()?)),
+            b'D' => FieldValue::Decimal(Decimal {
+                scale: self.u8()?,
+                value: u32::from_be_bytes(self.array()?),
+            }),
+            b'T' => FieldValue::Timestamp(u64::from_be_bytes(self.array()?)),
+            b'V' => FieldValue::Void,
+            b'S' => FieldValue::LongString(LongString::from(self.long_bytes()?)),
+            b'x' => FieldValue::ByteArray(self.long_bytes()?),
+            b'F' => FieldValue::FieldTable(FieldTable::from_validated(self.long_bytes()?)),
+            b'A' => FieldValue::FieldArray(FieldArray::from_validated(self.long_bytes()?)),
+            _ => return None,
+        })
+    }
+}
+
+/// Entries (`named`) or values in validated bytes, without decoding them.
+fn count(raw: &Bytes, named: bool) -> usize {
+    let mut walk = Walk::new(raw);
+    let mut n = 0;
+    while !walk.at_end() {
+        if named && walk.name().is_none() {
+            break;
+        }
+        if walk.skip_value().is_none() {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+fn decode_entries(raw: &Bytes) -> Vec<(ShortString, FieldValue)> {
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    let mut entries = Vec::with_capacity(count(raw, true));
+    let mut walk = Walk::new(raw);
+    while !walk.at_end() {
+        let (Some(name), Some(value)) = (walk.name(), walk.value()) else {
+            break;
+        };
+        entries.push((ShortString::from(raw.slice(name)), value));
+    }
+    entries
+}
+
+fn decode_values(raw: &Bytes) -> Vec<FieldValue> {
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    let mut values = Vec::with_capacity(count(raw, false));
+    let mut walk = Walk::new(raw);
+    while !walk.at_end() {
+        let Some(value) = walk.value() else { break };
+        values.push(value);
+    }
+    values
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -446,55 +981,76 @@ enum Pending<'t> {
     Array(std::slice::Iter<'t, FieldValue>),
 }
 
-/// Append a length-prefixed field table.
-pub(crate) fn write_table(
-    buf: &mut BytesMut,
-    table: &FieldTable,
-    what: &'static str,
-) -> Result<(), EncodeError> {
-    if table.0.is_empty() {
-        buf.put_u32(0);
-        return Ok(());
-    }
-    let mut stack: Vec<(Pending<'_>, usize)> = Vec::with_capacity(4);
-    stack.push((Pending::Table(table.0.iter()), buf.len()));
-    buf.put_u32(0);
-    while let Some((pending, len_at)) = stack.last_mut() {
-        let next = match pending {
-            Pending::Table(it) => match it.next() {
-                Some((name, v)) => {
-                    put_short_string(buf, name.as_bytes(), "field name")?;
-                    Some(v)
-                }
-                None => None,
-            },
-            Pending::Array(it) => it.next(),
-        };
-        let Some(value) = next else {
-            let len_at = *len_at;
-            let len = buf.len() - len_at - 4;
-            let len = u32::try_from(len).map_err(|_| EncodeError::TooLong { what, len })?;
-            buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
-            stack.pop();
-            continue;
-        };
-        buf.put_u8(value.type_letter());
-        match value {
-            FieldValue::FieldTable(t) => {
-                stack.push((Pending::Table(t.0.iter()), buf.len()));
-                buf.put_u32(0);
-            }
-            FieldValue::FieldArray(a) => {
-                stack.push((Pending::Array(a.0.iter()), buf.len()));
-                buf.put_u32(0);
-            }
-            scalar => write_scalar(buf, scalar)?,
-        }
-    }
-    Ok(())
+/// Append four-octet length-prefixed validated bytes: an untouched decoded container.
+fn put_raw(buf: &mut BytesMut, raw: &Bytes, what: &'static str) -> Result<(), EncodeError> {
+    put_long_bytes(buf, raw, what)
 }
 
-fn write_scalar(buf: &mut BytesMut, v: &FieldValue) -> Result<(), EncodeError> {
+impl FieldTable {
+    /// Append a length-prefixed field table. An untouched decoded table (or nested table) is
+    /// copied as it came.
+    pub(crate) fn encode_to(
+        &self,
+        buf: &mut BytesMut,
+        what: &'static str,
+    ) -> Result<(), EncodeError> {
+        if !self.raw.is_empty() {
+            return put_raw(buf, &self.raw, what);
+        }
+        let Some(entries) = self.cache.get().filter(|e| !e.is_empty()) else {
+            buf.put_u32(0);
+            return Ok(());
+        };
+        let mut stack: Vec<(Pending<'_>, usize)> = Vec::with_capacity(4);
+        stack.push((Pending::Table(entries.iter()), buf.len()));
+        buf.put_u32(0);
+        while let Some((pending, len_at)) = stack.last_mut() {
+            let next = match pending {
+                Pending::Table(it) => match it.next() {
+                    Some((name, v)) => {
+                        put_short_string(buf, name.as_bytes(), "field name")?;
+                        Some(v)
+                    }
+                    None => None,
+                },
+                Pending::Array(it) => it.next(),
+            };
+            let Some(value) = next else {
+                let len_at = *len_at;
+                let len = buf.len() - len_at - 4;
+                let len = u32::try_from(len).map_err(|_| EncodeError::TooLong { what, len })?;
+                if let Some(slot) = buf.get_mut(len_at..len_at + 4) {
+                    slot.copy_from_slice(&len.to_be_bytes());
+                }
+                stack.pop();
+                continue;
+            };
+            buf.put_u8(value.type_letter());
+            match value {
+                FieldValue::FieldTable(t) if !t.raw.is_empty() => {
+                    put_raw(buf, &t.raw, "nested field table")?
+                }
+                FieldValue::FieldTable(t) => {
+                    let entries = t.cache.get().map_or(&[][..], Vec::as_slice);
+                    stack.push((Pending::Table(entries.iter()), buf.len()));
+                    buf.put_u32(0);
+                }
+                FieldValue::FieldArray(a) if !a.raw.is_empty() => {
+                    put_raw(buf, &a.raw, "field array")?
+                }
+                FieldValue::FieldArray(a) => {
+                    let values = a.cache.get().map_or(&[][..], Vec::as_slice);
+                    stack.push((Pending::Array(values.iter()), buf.len()));
+                    buf.put_u32(0);
+                }
+                scalar => encode_scalar(buf, scalar)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_scalar(buf: &mut BytesMut, v: &FieldValue) -> Result<(), EncodeError> {
     match v {
         FieldValue::Boolean(b) => buf.put_u8(u8::from(*b)),
         FieldValue::ShortShortInt(n) => buf.put_i8(*n),
@@ -521,127 +1077,4 @@ fn write_scalar(buf: &mut BytesMut, v: &FieldValue) -> Result<(), EncodeError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn decode(bytes: &[u8]) -> Result<FieldTable, DecodeError> {
-        let src = Bytes::copy_from_slice(bytes);
-        let mut r = Reader::new(&src, 0);
-        let t = read_table(&mut r, "table")?;
-        r.finish("table")?;
-        Ok(t)
-    }
-
-    fn encode(t: &FieldTable) -> Vec<u8> {
-        let mut buf = BytesMut::new();
-        write_table(&mut buf, t, "table").unwrap();
-        buf.to_vec()
-    }
-
-    #[test]
-    fn every_type_letter_round_trips() {
-        let inner = FieldTable::new().with("k", FieldValue::Void);
-        let t = FieldTable::new()
-            .with("t", true)
-            .with("b", FieldValue::ShortShortInt(-2))
-            .with("B", FieldValue::ShortShortUInt(250))
-            .with("s", FieldValue::ShortInt(-300))
-            .with("u", FieldValue::ShortUInt(65000))
-            .with("I", FieldValue::LongInt(-70000))
-            .with("i", FieldValue::LongUInt(4_000_000_000))
-            .with("l", FieldValue::LongLongInt(-5_000_000_000))
-            .with("f", FieldValue::Float(1.5))
-            .with("d", FieldValue::Double(-2.25))
-            .with(
-                "D",
-                FieldValue::Decimal(Decimal {
-                    scale: 2,
-                    value: 12345,
-                }),
-            )
-            .with("S", "text")
-            .with("x", FieldValue::ByteArray(Bytes::from_static(b"\x00\xff")))
-            .with(
-                "A",
-                FieldArray::from(vec![FieldValue::LongInt(1), "two".into()]),
-            )
-            .with("T", FieldValue::Timestamp(1_700_000_000))
-            .with("F", inner)
-            .with("V", FieldValue::Void);
-        let bytes = encode(&t);
-        let back = decode(&bytes).unwrap();
-        assert_eq!(back, t);
-        assert_eq!(encode(&back), bytes);
-        assert_eq!(
-            back.get("D"),
-            Some(&FieldValue::Decimal(Decimal {
-                scale: 2,
-                value: 12345
-            }))
-        );
-    }
-
-    #[test]
-    fn signed_short_and_long_long_follow_rabbitmq_errata() {
-        // "s" is a signed 16-bit int, "l" a signed 64-bit int.
-        let t = decode(&[
-            0, 0, 0, 16, 1, b'a', b's', 0xff, 0xfe, 1, b'b', b'l', 0xff, 0xff, 0xff, 0xff, 0xff,
-            0xff, 0xff, 0xfd,
-        ])
-        .unwrap();
-        assert_eq!(t.get("a"), Some(&FieldValue::ShortInt(-2)));
-        assert_eq!(t.get("b"), Some(&FieldValue::LongLongInt(-3)));
-    }
-
-    #[test]
-    fn unknown_letter_names_letter_and_offset() {
-        let err = decode(&[0, 0, 0, 4, 1, b'k', b'Z', 0]).unwrap_err();
-        assert_eq!(
-            err,
-            DecodeError::UnknownFieldType {
-                letter: b'Z',
-                offset: 6
-            }
-        );
-        assert!(err.to_string().contains("'Z'"), "{err}");
-    }
-
-    #[test]
-    fn nested_length_past_parent_is_truncation() {
-        // Outer table of 7 bytes claims an inner table of 100.
-        let err = decode(&[0, 0, 0, 7, 1, b'k', b'F', 0, 0, 0, 100]).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                DecodeError::Truncated {
-                    offset: 11,
-                    needed: 100,
-                    available: 0,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-    }
-
-    #[test]
-    fn hostile_depth_does_not_overflow_the_stack() {
-        // 200_000 nested arrays: ~1 MB of input, far deeper than any recursion could survive.
-        let depth = 200_000usize;
-        let mut bytes = Vec::with_capacity(depth * 5 + 16);
-        let total = 2 + depth * 5;
-        bytes.extend_from_slice(&(total as u32).to_be_bytes());
-        bytes.extend_from_slice(&[1, b'k']);
-        for level in 0..depth {
-            bytes.push(b'A');
-            let inner = (depth - level - 1) * 5;
-            bytes.extend_from_slice(&(inner as u32).to_be_bytes());
-        }
-        // The innermost array is empty; fix the outer length (name + letter + len per level).
-        let total = bytes.len() - 4;
-        bytes[..4].copy_from_slice(&(total as u32).to_be_bytes());
-        let t = decode(&bytes).unwrap();
-        assert_eq!(encode(&t), bytes);
-        drop(t);
-    }
-}
+mod tests;

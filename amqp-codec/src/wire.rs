@@ -1,16 +1,16 @@
 //! The wire primitives: integers, short and long strings, packed bits.
 //!
-//! Decoding goes through [`Reader`], a cursor over one frame's payload that never indexes out of
+//! Decoding goes through `Reader`, a cursor over one frame's payload that never indexes out of
 //! bounds: every read checks the bytes present first and fails with the offset *within the frame*
 //! and what it was reading. Two kinds of reads, on purpose:
 //! - the fixed-layout fields of methods and headers (the hot path: every RPC call) are
 //!   `first_chunk` + `from_be_bytes`, because nom's `be_*` read byte by byte and were not inlined
 //!   here: they cost 15-30% of decode time in the benches (see BENCHMARKS.md);
-//! - the field-value grammar of tables and arrays is parsed with nom parsers through
-//!   [`Reader::parse`], and the protocol header with nom's streaming parsers (whose `Incomplete` is
-//!   exactly the "need more bytes" a stream decoder reports).
+//! - field tables are validated in place with `Reader::skip` and kept as slices (see
+//!   `table.rs`), and the protocol header is parsed with nom's streaming parsers (whose
+//!   `Incomplete` is exactly the "need more bytes" a stream decoder reports).
 //!
-//! Strings are zero-copy `Bytes` slices of the frame. Encoding goes through [`Writer`], which
+//! Strings are zero-copy `Bytes` slices of the frame. Encoding goes through `Writer`, which
 //! appends to a `BytesMut` and refuses (rather than truncates) a value too long for its length
 //! field.
 
@@ -228,6 +228,28 @@ impl<'a> Reader<'a> {
         u64 -> u64;
     }
 
+    /// Position in the source (not offset in the frame): a mark for [`slice_from`](Self::slice_from).
+    #[inline]
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The bytes from `mark` (a [`position`](Self::position)) to here, zero-copy.
+    #[inline]
+    pub fn slice_from(&self, mark: usize) -> Bytes {
+        self.src.slice(mark.min(self.pos)..self.pos)
+    }
+
+    /// Step over the next `n` bytes: checked exactly as [`take`](Self::take), without a handle.
+    #[inline]
+    pub fn skip(&mut self, n: usize, what: &'static str) -> Result<(), DecodeError> {
+        if n > self.remaining() {
+            return Err(self.truncated(what, n));
+        }
+        self.pos += n;
+        Ok(())
+    }
+
     /// The next `n` bytes, zero-copy.
     #[inline]
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<Bytes, DecodeError> {
@@ -304,8 +326,9 @@ impl<'a> Reader<'a> {
     }
 
     /// Run a nom parser on the rest of this reader and step past what it consumed. A parser that
-    /// fails is a truncation of `what`, a field of `needed` bytes.
-    #[inline]
+    /// fails is a truncation of `what`, a field of `needed` bytes. (Only the tests' reference
+    /// decoder of field tables still parses with nom.)
+    #[cfg(test)]
     pub fn parse<T, P>(
         &mut self,
         mut parser: P,

@@ -447,3 +447,43 @@ fn seed_documents_frame_decodes_and_encodes_byte_exact() {
     .unwrap();
     check_frame("seed", raw, frame, &exp);
 }
+
+/// The spec's constants section (fixtures/spec/constants.tsv, derived from the spec JSON): every
+/// reply code is a `ReplyCode` with the spec's name and class, every frame constant is ours.
+#[test]
+fn spec_constants_match_the_codec() {
+    use amqp_codec::reply_code::{Severity, ALL_REPLY_CODES};
+    use amqp_codec::{constants, ReplyCode};
+    let text = fs::read_to_string(fixtures().join("spec/constants.tsv")).unwrap();
+    let mut codes = Vec::new();
+    for line in text.lines().skip(1).filter(|l| !l.is_empty()) {
+        let cells: Vec<&str> = line.split('\t').collect();
+        let (name, value, class) = (cells[0], cells[1].parse::<u32>().unwrap(), cells.get(2));
+        let frame_constant = match name {
+            "FRAME-METHOD" => Some(u32::from(constants::FRAME_METHOD)),
+            "FRAME-HEADER" => Some(u32::from(constants::FRAME_HEADER)),
+            "FRAME-BODY" => Some(u32::from(constants::FRAME_BODY)),
+            "FRAME-HEARTBEAT" => Some(u32::from(constants::FRAME_HEARTBEAT)),
+            "FRAME-MIN-SIZE" => Some(constants::FRAME_MIN_SIZE),
+            "FRAME-END" => Some(u32::from(constants::FRAME_END)),
+            _ => None,
+        };
+        if let Some(ours) = frame_constant {
+            assert_eq!(ours, value, "{name}");
+            continue;
+        }
+        let code = ReplyCode::from(value as u16);
+        assert_eq!(code.name(), name.replace('-', "_"), "{value}");
+        let severity = match class.copied().unwrap_or("") {
+            "soft-error" => Some(Severity::Soft),
+            "hard-error" => Some(Severity::Hard),
+            _ => None,
+        };
+        assert_eq!(code.severity(), severity, "{name}");
+        codes.push(code);
+    }
+    codes.sort_by_key(|c| c.code());
+    let mut ours = ALL_REPLY_CODES.to_vec();
+    ours.sort_by_key(|c| c.code());
+    assert_eq!(codes, ours, "every spec reply code and no other");
+}

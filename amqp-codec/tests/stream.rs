@@ -407,3 +407,118 @@ fn encode_publish_matches_encode_message_byte_for_byte() {
     ));
     assert!(buf.is_empty());
 }
+
+/// tokio-util's convention: once a header announces a frame, the buffer is grown to hold all of it,
+/// so the next read takes the rest at once.
+#[test]
+fn need_more_reserves_what_the_frame_needs() {
+    let body = vec![7u8; 60_000];
+    let mut wire = BytesMut::new();
+    Frame::Body(1, Bytes::from(body)).encode(&mut wire).unwrap();
+    let mut buf = BytesMut::with_capacity(16);
+    buf.extend_from_slice(&wire[..10]);
+    let mut dec = FrameDecoder::default();
+    assert_eq!(dec.decode(&mut buf).unwrap(), None);
+    assert_eq!(buf.len(), 10, "nothing consumed");
+    assert!(
+        buf.capacity() >= wire.len(),
+        "capacity {} for a {}-byte frame",
+        buf.capacity(),
+        wire.len()
+    );
+}
+
+/// A declared size alone never reserves more than the limit in force (here none: 128 KiB).
+#[test]
+fn reservation_is_bounded_without_a_frame_max() {
+    let header = [3u8, 0, 1, 0x40, 0, 0, 0]; // a body frame claiming 1 GiB
+    let mut buf = BytesMut::from(&header[..]);
+    assert_eq!(FrameDecoder::new(0).decode(&mut buf).unwrap(), None);
+    assert!(buf.capacity() < 1 << 20, "reserved {}", buf.capacity());
+}
+
+#[test]
+fn decode_eof_returns_the_whole_frames_then_none() {
+    let (bytes, frames) = sample_stream();
+    let mut buf = BytesMut::from(&bytes[..]);
+    let mut dec = FrameDecoder::default();
+    let mut out = Vec::new();
+    while let Some(f) = dec.decode_eof(&mut buf).unwrap() {
+        out.push(f);
+    }
+    assert_eq!(out, frames);
+    assert_eq!(dec.decode_eof(&mut buf), Ok(None));
+}
+
+#[test]
+fn decode_eof_names_the_partial_frame() {
+    let (bytes, frames) = sample_stream();
+    // The stream ends 12 bytes into the content header frame (channel 1).
+    let mut at = 0;
+    let mut sizes = Vec::new();
+    for f in &frames {
+        let mut b = BytesMut::new();
+        f.encode(&mut b).unwrap();
+        sizes.push((at, b.len()));
+        at += b.len();
+    }
+    let (header_at, header_size) = sizes[2];
+    let mut buf = BytesMut::from(&bytes[..header_at + 12]);
+    let mut dec = FrameDecoder::default();
+    assert!(matches!(
+        dec.decode_eof(&mut buf),
+        Ok(Some(Frame::ProtocolHeader(_)))
+    ));
+    assert!(matches!(
+        dec.decode_eof(&mut buf),
+        Ok(Some(Frame::Method(1, _)))
+    ));
+    let err = dec.decode_eof(&mut buf).unwrap_err();
+    assert_eq!(
+        err,
+        DecodeError::PartialFrame {
+            frame: "content header frame",
+            channel: Some(1),
+            received: 12,
+            size: Some(header_size as u64),
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("stream ended inside a content header frame on channel 1: 12 of {header_size} bytes received")
+    );
+    assert_eq!(err.reply_code(), 501);
+    assert_eq!(buf.len(), 12, "the partial frame is left in the buffer");
+
+    // Before the size is known: 3 bytes of a method frame, 5 of a protocol header.
+    let err = dec
+        .decode_eof(&mut BytesMut::from(&[1u8, 0, 2][..]))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "stream ended inside a method frame: 3 of at least 7 bytes received"
+    );
+    let err = dec
+        .decode_eof(&mut BytesMut::from(&b"AMQP\0"[..]))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        DecodeError::PartialFrame {
+            frame: "protocol header",
+            channel: None,
+            received: 5,
+            size: Some(8),
+        }
+    );
+}
+
+#[test]
+fn decode_errors_map_to_reply_codes() {
+    use amqp_codec::ReplyCode;
+    let err = FrameDecoder::default()
+        .decode(&mut BytesMut::from(&[9u8, 0, 0, 0, 0, 0, 0, 0xCE][..]))
+        .unwrap_err();
+    assert_eq!(err.reply(), ReplyCode::FrameError);
+    assert_eq!(err.reply().to_string(), "501 FRAME_ERROR");
+    assert_eq!(err.reply_code(), u16::from(err.reply()));
+}

@@ -1,181 +1,99 @@
-//! The one error type of the connection layer: what went wrong, with the AMQP reply code and text
-//! where the broker gave one.
-//!
-//! Errors are `Clone` because one failure (a dead connection) is delivered to every waiter: each
-//! pending call, each consumer, each confirm. Passwords never appear in them.
+//! The RPC caller's errors: one variant per answer to tutorial six's open questions.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use amqp_codec::{DecodeError, EncodeError};
+use rpc_wire::ErrorCode;
 
-/// AMQP reply code 200: a normal close.
-pub const REPLY_SUCCESS: u16 = 200;
-/// AMQP reply code 320: the broker is shutting the connection down (an operator action).
-pub const CONNECTION_FORCED: u16 = 320;
-/// AMQP reply code 403: authentication failed, or the user may not do this.
-pub const ACCESS_REFUSED: u16 = 403;
-/// AMQP reply code 404: no such queue or exchange.
-pub const NOT_FOUND: u16 = 404;
-/// AMQP reply code 405: the queue is exclusive to another connection.
-pub const RESOURCE_LOCKED: u16 = 405;
-/// AMQP reply code 406: a declare conflicts with what exists, or an ack names an unknown tag.
-pub const PRECONDITION_FAILED: u16 = 406;
-/// AMQP reply code 501: a malformed frame.
-pub const FRAME_ERROR: u16 = amqp_codec::error::FRAME_ERROR;
-/// AMQP reply code 503: a method that is not valid here (e.g. a second `channel.open`).
-pub const COMMAND_INVALID: u16 = 503;
-/// AMQP reply code 504: a frame on a channel that is not open.
-pub const CHANNEL_ERROR: u16 = 504;
-/// AMQP reply code 505: a frame arrived that is not allowed in the current state.
-pub const UNEXPECTED_FRAME: u16 = amqp_codec::error::UNEXPECTED_FRAME;
-/// AMQP reply code 530: the virtual host is not open to this user (or does not exist).
-pub const NOT_ALLOWED: u16 = 530;
-
-/// Everything that can go wrong on a connection or a channel.
+/// Why an RPC call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
-    /// An I/O error on the socket.
-    #[error("I/O error: {0}")]
-    Io(Arc<std::io::Error>),
-    /// Nothing listens on the address (TCP connection refused).
-    #[error("connection to {addr} refused")]
-    ConnectRefused {
-        /// The `host:port` tried.
-        addr: String,
+pub enum RpcError {
+    /// The request could not be routed (no queue of that name): the broker returned the
+    /// `mandatory` message at once (`basic.return`, usually 312 NO_ROUTE). No server has ever
+    /// declared the queue, or it was deleted.
+    #[error("no server: request to queue {queue:?} returned by the broker ({reply_code} {reply_text}); is a server running?")]
+    NoRoute {
+        /// The queue (routing key) the request was sent to.
+        queue: String,
+        /// The broker's reply code (312 NO_ROUTE).
+        reply_code: u16,
+        /// The broker's explanation.
+        reply_text: String,
     },
-    /// The TCP (or TLS) connect did not complete within `connection_timeout`.
-    #[error("connecting to {addr} timed out after {timeout:?}")]
-    ConnectTimeout {
-        /// The `host:port` tried.
-        addr: String,
+    /// No reply within the call's timeout. `consumers` says how many consumers the request queue
+    /// had when the call gave up (0: no server is running; more: the servers are busy or stuck).
+    #[error("no server answered within {timeout:?} (queue {queue:?} has {})", consumers_text(*.consumers))]
+    Timeout {
+        /// The queue the request was sent to.
+        queue: String,
         /// The limit in force.
         timeout: Duration,
+        /// Consumers of the queue when the call timed out, if the broker could tell.
+        consumers: Option<u32>,
     },
-    /// The peer accepted the connection but the AMQP handshake did not finish within
-    /// `connection_timeout`.
-    #[error("AMQP handshake with {addr} did not finish within {timeout:?} (stuck {stage})")]
-    HandshakeTimeout {
-        /// The `host:port` tried.
-        addr: String,
-        /// The limit in force.
-        timeout: Duration,
-        /// What the client was waiting for when time ran out.
-        stage: &'static str,
+    /// The server answered with an error reply (`x-error` header; see
+    /// [`rpc_wire`]).
+    #[error("server error ({code}): {message}")]
+    Server {
+        /// The code from the `x-error` header.
+        code: ErrorCode,
+        /// The server's message (the reply body).
+        message: String,
     },
-    /// The broker refused the credentials (RabbitMQ: 403 ACCESS_REFUSED during the handshake).
-    #[error("authentication failed: {code} {text}")]
-    AuthenticationFailed {
-        /// The reply code (403).
-        code: u16,
-        /// The broker's explanation.
-        text: String,
-    },
-    /// The virtual host does not exist or the user may not use it (530 NOT_ALLOWED).
-    #[error("virtual host {vhost:?} not allowed: {code} {text}")]
-    VhostNotAllowed {
-        /// The virtual host asked for.
-        vhost: String,
-        /// The reply code (530).
-        code: u16,
-        /// The broker's explanation.
-        text: String,
-    },
-    /// The peer does not speak AMQP 0-9-1 (it answered with another protocol header).
-    #[error("protocol mismatch: {0}")]
-    ProtocolMismatch(String),
-    /// The peer violated the protocol in a way the handshake or the channel rules catch
-    /// (a method out of place, an unusable tune proposal).
-    #[error("protocol violation: {0}")]
-    Protocol(String),
-    /// The peer sent bytes that are not valid AMQP frames; the connection was closed with
-    /// [`DecodeError::reply_code`].
-    #[error("bad frame from peer: {0}")]
-    Decode(#[from] DecodeError),
-    /// A message or method could not be encoded (e.g. a short string over 255 bytes).
-    #[error("cannot encode: {0}")]
-    Encode(#[from] EncodeError),
-    /// The channel was closed, by the broker (a channel exception such as 404 NOT_FOUND or
-    /// 406 PRECONDITION_FAILED) or by this client.
-    #[error("channel closed: {code} {text} (class {class_id}, method {method_id})")]
-    ChannelClosed {
-        /// Reply code (200 for a normal close).
-        code: u16,
-        /// Reply text.
-        text: String,
-        /// Class of the method that caused the close (0 if none).
-        class_id: u16,
-        /// Method that caused the close (0 if none).
-        method_id: u16,
-    },
-    /// The connection was closed, by the broker (a connection exception, an operator) or by
-    /// this client.
-    #[error("connection closed: {code} {text} (class {class_id}, method {method_id})")]
-    ConnectionClosed {
-        /// Reply code (200 for a normal close).
-        code: u16,
-        /// Reply text.
-        text: String,
-        /// Class of the method that caused the close (0 if none).
-        class_id: u16,
-        /// Method that caused the close (0 if none).
-        method_id: u16,
-    },
-    /// The peer sent nothing for two heartbeat intervals.
-    #[error("heartbeat timeout: peer silent for {0:?}")]
-    HeartbeatTimeout(Duration),
-    /// The socket closed without an AMQP close.
+    /// The reply arrived but is not what the caller expected (e.g. not a decimal number).
+    #[error("bad reply: {0}")]
+    BadReply(String),
+    /// The connection (or the client's channel) failed; pending calls fail with this.
     #[error("connection lost: {0}")]
-    ConnectionLost(String),
-    /// A TLS error: configuration, an untrusted certificate, a name mismatch.
-    #[error("TLS error: {0}")]
-    Tls(String),
-    /// The URI (or a configuration value) is not usable; the message quotes the bad part.
-    #[error("invalid AMQP URI: {0}")]
-    InvalidUri(String),
-    /// Every channel number up to the negotiated `channel_max` is in use.
-    #[error("no free channel: all {0} channel numbers are in use")]
-    ChannelsExhausted(u16),
-    /// A confirmed publish on a channel that is not in confirm mode (call `confirm_select`).
-    #[error("channel is not in confirm mode: call confirm_select first")]
-    NotInConfirmMode,
-    /// The consumer was cancelled (by `basic_cancel`, or by the broker when its queue went away).
-    #[error("consumer {0} cancelled")]
-    ConsumerCancelled(String),
+    ConnectionLost(amqp_client::Error),
+    /// Setting up the client, or publishing, failed.
+    #[error(transparent)]
+    Connection(#[from] amqp_client::Error),
+    /// The client could not be set up within its timeout (connect, handshake, channel, reply
+    /// queue, consumer): the broker accepted the connection and then did not answer.
+    #[error("no answer from the broker within {timeout:?} while setting up the client (waiting for {waiting_for})")]
+    SetupTimeout {
+        /// The limit in force (the call's timeout).
+        timeout: Duration,
+        /// What the client was waiting for.
+        waiting_for: &'static str,
+    },
+    /// The client was closed.
+    #[error("RPC client closed")]
+    Closed,
 }
 
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::Io(Arc::new(e))
+fn consumers_text(consumers: Option<u32>) -> String {
+    match consumers {
+        Some(0) => "0 consumers: no server is running".into(),
+        Some(1) => "1 consumer: the server is busy or stuck".into(),
+        Some(n) => format!("{n} consumers: the servers are busy or stuck"),
+        None => "an unknown number of consumers".into(),
     }
 }
 
-impl Error {
-    /// The AMQP reply code the error carries, if any.
-    pub fn reply_code(&self) -> Option<u16> {
-        match self {
-            Error::AuthenticationFailed { code, .. }
-            | Error::VhostNotAllowed { code, .. }
-            | Error::ChannelClosed { code, .. }
-            | Error::ConnectionClosed { code, .. } => Some(*code),
-            Error::Decode(e) => Some(e.reply_code()),
-            _ => None,
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// True for errors after which the connection is gone (as opposed to a channel or a call).
-    pub fn is_connection_error(&self) -> bool {
-        !matches!(
-            self,
-            Error::ChannelClosed { .. }
-                | Error::Encode(_)
-                | Error::ChannelsExhausted(_)
-                | Error::ConsumerCancelled(_)
-                | Error::NotInConfirmMode
-        )
+    #[test]
+    fn messages_answer_the_tutorials_questions() {
+        let e = RpcError::Timeout {
+            queue: "rpc_queue".into(),
+            timeout: Duration::from_secs(2),
+            consumers: Some(0),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no server answered within 2s (queue \"rpc_queue\" has 0 consumers: no server is running)"
+        );
+        let e = RpcError::Server {
+            code: ErrorCode::BadRequest,
+            message: "n = -1 is negative".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "server error (bad-request): n = -1 is negative"
+        );
     }
 }
-
-/// Results of this crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;

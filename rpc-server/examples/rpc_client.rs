@@ -1,7 +1,7 @@
 //! Tutorial six's `rpc_client.py`, in this crate's API (blocking, as the tutorial's):
 //! `cargo run -p rpc-server --example rpc_client [n]`.
 
-use rpc_client::rpc::blocking::FibonacciRpcClient;
+use rpc_client::blocking::FibonacciRpcClient;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u64 = match std::env::args().nth(1) {

@@ -15,16 +15,8 @@
 
 use tokio::sync::Mutex;
 
+use amqp_client::{Channel, Confirm, Connection, ConnectionConfig, Error};
 use amqp_codec::BasicProperties;
-use rpc_client::rpc::DIRECT_REPLY_TO;
-use rpc_client::{Channel, Confirm, Connection, ConnectionConfig, Error};
-
-/// Whether `reply_to` names a direct reply-to address (`amq.rabbitmq.reply-to.…`).
-pub(crate) fn is_direct_reply_to(reply_to: &str) -> bool {
-    reply_to
-        .strip_prefix(DIRECT_REPLY_TO)
-        .is_some_and(|rest| rest.starts_with('.'))
-}
 
 /// Outcome of a reply to a direct reply-to address.
 #[derive(Debug)]
@@ -70,7 +62,7 @@ impl DirectReplies {
     /// Publishes one reply and waits for the broker's confirm.
     pub(crate) async fn publish(
         &self,
-        reply_to: &str,
+        reply_to: &[u8],
         properties: &BasicProperties,
         body: &[u8],
     ) -> DirectOutcome {
@@ -78,8 +70,13 @@ impl DirectReplies {
             Ok(ch) => ch,
             Err(e) => return DirectOutcome::Unavailable(e),
         };
-        let confirmed = match channel.basic_publish_confirmed("", reply_to, false, properties, body)
-        {
+        let confirmed = match channel.basic_publish_confirmed(
+            "",
+            reply_to,
+            amqp_client::BasicPublishOptions::default(),
+            properties,
+            body,
+        ) {
             Ok(confirmation) => confirmation.wait().await,
             Err(e) => Err(e),
         };
@@ -97,21 +94,5 @@ impl DirectReplies {
         if let Some((conn, _)) = self.link.lock().await.take() {
             let _ = conn.close().await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recognises_direct_reply_to_addresses() {
-        assert!(is_direct_reply_to(
-            "amq.rabbitmq.reply-to.g1h2AA1y.0H/7Px8W=="
-        ));
-        assert!(is_direct_reply_to("amq.rabbitmq.reply-to.x"));
-        assert!(!is_direct_reply_to("amq.rabbitmq.reply-to"));
-        assert!(!is_direct_reply_to("amq.rabbitmq.reply-tox"));
-        assert!(!is_direct_reply_to("amq.gen-abc"));
     }
 }

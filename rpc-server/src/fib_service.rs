@@ -2,9 +2,10 @@
 
 use bytes::Bytes;
 
+use rpc_wire::fibonacci::{parse_n, DEFAULT_MAX_N};
+
 use crate::fib::fib_decimal;
 use crate::handler::{Handler, HandlerFuture, Request};
-use crate::request::{parse_n, DEFAULT_MAX_N};
 use crate::ReplyError;
 
 /// Above this `n` the computation moves to tokio's blocking pool, so a large request does not
@@ -49,14 +50,14 @@ impl FibService {
 
     /// Answers one request body (the handler without the transport).
     pub async fn answer(&self, body: &[u8]) -> Result<Bytes, ReplyError> {
-        let n = parse_n(body, self.max_n)?;
+        let n = parse_n(body, self.max_n).map_err(ReplyError::from_request)?;
         if self.print_requests {
             println!(" [.] fib({n})");
         }
         let digits = if n > BLOCKING_THRESHOLD {
             tokio::task::spawn_blocking(move || fib_decimal(n))
                 .await
-                .map_err(|e| ReplyError::new(rpc_client::rpc::ErrorCode::Internal, e.to_string()))?
+                .map_err(|e| ReplyError::new(rpc_wire::ErrorCode::Internal, e.to_string()))?
         } else {
             fib_decimal(n)
         };
@@ -74,7 +75,7 @@ impl Handler for FibService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rpc_client::rpc::ErrorCode;
+    use rpc_wire::ErrorCode;
 
     #[tokio::test]
     async fn answers_and_refuses() {

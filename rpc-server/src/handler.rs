@@ -10,9 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use amqp_codec::BasicProperties;
-use rpc_client::rpc::ErrorCode;
+use rpc_wire::ErrorCode;
 
-use crate::request::FibRequestError;
+use rpc_wire::fibonacci::FibRequestError;
 
 /// One RPC request as the worker received it.
 #[derive(Debug, Clone)]
@@ -27,23 +27,28 @@ pub struct Request {
 }
 
 impl Request {
-    /// The request's `correlation_id`, when present and UTF-8.
-    pub fn correlation_id(&self) -> Option<&str> {
-        self.properties.correlation_id.as_ref()?.as_str()
+    /// The request's `correlation_id`, byte for byte. AMQP short strings are octets, not text
+    /// (RabbitMQ's Erlang client sends a 16-byte binary uuid); print one with
+    /// [`DisplayId`](rpc_wire::DisplayId).
+    pub fn correlation_id(&self) -> Option<&[u8]> {
+        self.properties
+            .correlation_id
+            .as_ref()
+            .map(|s| s.as_bytes())
     }
 
-    /// The request's `reply_to`, when present and UTF-8.
-    pub fn reply_to(&self) -> Option<&str> {
-        self.properties.reply_to.as_ref()?.as_str()
+    /// The request's `reply_to`, byte for byte.
+    pub fn reply_to(&self) -> Option<&[u8]> {
+        self.properties.reply_to.as_ref().map(|s| s.as_bytes())
     }
 }
 
 /// An error reply: a code for the `x-error` header and a message for the body (see
-/// [`rpc_client::rpc::protocol`]).
+/// [`rpc_wire`]).
 ///
 /// Any `std::error::Error` converts into one with the code `handler-error` (so `?` works in a
-/// handler), except [`FibRequestError`], which keeps its own code (`bad-request`/`too-large`). Use
-/// [`ReplyError::new`] for another code.
+/// handler). Use [`ReplyError::new`] for another code, and [`ReplyError::from_request`] for a
+/// [`FibRequestError`], which has its own (`bad-request`/`too-large`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyError {
     /// The code.
@@ -65,6 +70,12 @@ impl ReplyError {
     pub fn handler(message: impl fmt::Display) -> Self {
         ReplyError::new(ErrorCode::HandlerError, message.to_string())
     }
+
+    /// The reply to a Fibonacci request that is not valid: its own code (`bad-request` or
+    /// `too-large`) and message.
+    pub fn from_request(e: FibRequestError) -> Self {
+        ReplyError::new(e.code(), e.to_string())
+    }
 }
 
 impl fmt::Display for ReplyError {
@@ -77,9 +88,6 @@ impl fmt::Display for ReplyError {
 // overlap with `From<T> for T` (the pattern anyhow uses).
 impl<E: std::error::Error + 'static> From<E> for ReplyError {
     fn from(e: E) -> Self {
-        if let Some(fib) = (&e as &dyn std::error::Error).downcast_ref::<FibRequestError>() {
-            return ReplyError::new(fib.code(), fib.to_string());
-        }
         let mut message = e.to_string();
         let mut source = e.source();
         while let Some(s) = source {
@@ -138,14 +146,16 @@ mod tests {
 
     #[test]
     fn errors_convert_with_their_codes() {
-        let e: ReplyError = FibRequestError::Empty.into();
+        let e = ReplyError::from_request(FibRequestError::Empty);
         assert_eq!(e.code, ErrorCode::BadRequest);
-        let e: ReplyError = FibRequestError::OverBound {
+        let e = ReplyError::from_request(FibRequestError::OverBound {
             n: "7".into(),
             max: 5,
-        }
-        .into();
+        });
         assert_eq!(e.code, ErrorCode::TooLarge);
+        // Generic conversion knows no error type in particular: any error is a handler error.
+        let e: ReplyError = FibRequestError::Empty.into();
+        assert_eq!(e.code, ErrorCode::HandlerError);
         let e: ReplyError = Outer(std::io::Error::other("disk on fire")).into();
         assert_eq!(e.code, ErrorCode::HandlerError);
         assert_eq!(e.message, "outer: disk on fire");

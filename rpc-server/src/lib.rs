@@ -4,7 +4,7 @@
 //! `async fn(Request) -> Result<Bytes, E>` — publishing the answer to the request's `reply_to`
 //! with its `correlation_id`, and acking the request only after the answer was published. Bad
 //! input never kills or stalls it: every request gets an answer or an error reply (an `x-error`
-//! header plus a readable body, see [`rpc_client::rpc::protocol`]) and an ack. [`FibService`] is
+//! header plus a readable body, see [`rpc_wire`]) and an ack. [`FibService`] is
 //! the tutorial's Fibonacci service on top: exact (big integers, fast doubling) and bounded.
 //!
 //! The tutorial's two programs in this API — the server:
@@ -25,13 +25,13 @@
 //! }
 //! ```
 //!
-//! and the client (blocking, as the tutorial's; `rpc_client::rpc::FibonacciRpcClient` is the async
+//! and the client (blocking, as the tutorial's; `rpc_client::FibonacciRpcClient` is the async
 //! one):
 //!
 //! ```no_run
-//! use rpc_client::rpc::blocking::FibonacciRpcClient;
+//! use rpc_client::blocking::FibonacciRpcClient;
 //!
-//! fn main() -> Result<(), rpc_client::rpc::RpcError> {
+//! fn main() -> Result<(), rpc_client::RpcError> {
 //!     let fibonacci_rpc = FibonacciRpcClient::new()?;
 //!     println!(" [x] Requesting fib(30)");
 //!     let response = fibonacci_rpc.call(30)?;
@@ -62,7 +62,7 @@ mod direct_reply;
 pub mod fib;
 mod fib_service;
 mod handler;
-pub mod request;
+
 mod server;
 mod supervise;
 

@@ -15,11 +15,12 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use amqp_client::{Channel, Connection, ConnectionConfig, Consumer, Delivery, QueueDeclareOptions};
 use amqp_codec::BasicProperties;
-use rpc_client::rpc::{error_reply_properties, ErrorCode, RPC_QUEUE};
-use rpc_client::{Channel, Connection, ConnectionConfig, Consumer, Delivery, QueueDeclareOptions};
+use rpc_wire::{error_reply_properties, ErrorCode, RPC_QUEUE};
+use rpc_wire::{is_direct_reply_to, DisplayId};
 
-use crate::direct_reply::{is_direct_reply_to, DirectOutcome, DirectReplies};
+use crate::direct_reply::{DirectOutcome, DirectReplies};
 use crate::handler::{Handler, HandlerFuture, ReplyError, Request, SharedHandler};
 
 /// Default `basic.qos` prefetch: 1, as in the tutorial (fair dispatch between servers).
@@ -40,14 +41,14 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum ServerError {
     /// Connecting, declaring, consuming or replying failed at the connection level.
     #[error(transparent)]
-    Connection(#[from] rpc_client::Error),
+    Connection(#[from] amqp_client::Error),
     /// The consumer ended without a shutdown (the broker cancelled it or the connection died).
     #[error("stopped consuming {queue:?}: {source}")]
     ConsumerEnded {
         /// The queue.
         queue: String,
         /// Why.
-        source: rpc_client::Error,
+        source: amqp_client::Error,
     },
 }
 
@@ -82,7 +83,7 @@ pub struct RpcServerBuilder {
 impl Default for RpcServerBuilder {
     fn default() -> Self {
         RpcServerBuilder {
-            uri: rpc_client::rpc::DEFAULT_URI.to_owned(),
+            uri: amqp_client::DEFAULT_URI.to_owned(),
             connection: None,
             queue: RPC_QUEUE.to_owned(),
             queue_options: QueueDeclareOptions::default(),
@@ -177,19 +178,59 @@ impl RpcServerBuilder {
             handler: Arc::new(handler),
             stats: Arc::new(Stats::default()),
             shutdown: CancellationToken::new(),
+            unresponsive: false,
         })
     }
 
-    async fn link(&self) -> Result<(Connection, Channel, Consumer), rpc_client::Error> {
+    /// Declares the request queue as configured and returns the channel to consume it on. If
+    /// the queue already exists with other properties (another tutorial declared `rpc_queue`
+    /// durable, or as a quorum queue, or with a TTL), the broker refuses the declaration with 406
+    /// PRECONDITION_FAILED and closes the channel: the queue is then taken as it is, checked by
+    /// a passive declare on a fresh channel, and one line says what was found. A server that
+    /// only consumes has no reason to insist on its own declaration.
+    async fn declare_queue(&self, connection: &Connection) -> Result<Channel, amqp_client::Error> {
+        let channel = connection.open_channel().await?;
+        let refusal = match channel
+            .queue_declare(&self.queue, self.queue_options.clone())
+            .await
+        {
+            Ok(_) => return Ok(channel),
+            Err(amqp_client::Error::ChannelClosed {
+                code: amqp_client::error::PRECONDITION_FAILED,
+                text,
+                ..
+            }) => text,
+            Err(e) => return Err(e),
+        };
+        let channel = connection.open_channel().await?;
+        let found = channel
+            .queue_declare(
+                &self.queue,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        tracing::warn!(
+            queue = %self.queue,
+            messages = found.message_count,
+            consumers = found.consumer_count,
+            "the queue exists with other properties than this server's ({}); consuming it as it is",
+            amqp_codec::Escaped(refusal.as_bytes()),
+        );
+        Ok(channel)
+    }
+
+    async fn link(&self) -> Result<(Connection, Channel, Consumer), amqp_client::Error> {
         let connection = match &self.connection {
             Some(config) => Connection::connect_with(config.clone()).await?,
             None => Connection::connect(&self.uri).await?,
         };
-        let channel = connection.open_channel().await?;
+        let channel = self.declare_queue(&connection).await?;
         channel
-            .queue_declare(&self.queue, self.queue_options.clone())
+            .basic_qos(self.prefetch, amqp_client::BasicQosOptions::default())
             .await?;
-        channel.basic_qos(self.prefetch, false).await?;
         if self.confirms {
             channel.confirm_select().await?;
         }
@@ -234,6 +275,8 @@ pub struct RpcServer {
     stats: Arc<Stats>,
     direct: Arc<DirectReplies>,
     shutdown: CancellationToken,
+    /// The broker stopped answering during shutdown: skip the polite steps.
+    unresponsive: bool,
 }
 
 impl std::fmt::Debug for RpcServer {
@@ -343,13 +386,27 @@ impl RpcServer {
     /// Cancels the consumer and gives back deliveries that raced the cancel.
     async fn stop_consuming(&mut self, in_flight: usize) {
         tracing::info!(in_flight, "shutting down: cancelling the consumer");
-        if let Err(e) = self.channel.basic_cancel(self.consumer.tag()).await {
-            tracing::warn!(error = %e, "basic.cancel failed");
+        // Bounded: a broker that stops answering must not hold the shutdown (the connection is
+        // closed next either way, and that ends the consumer too).
+        let cancel = self.channel.basic_cancel(self.consumer.tag());
+        match tokio::time::timeout(CLOSE_TIMEOUT, cancel).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "basic.cancel failed"),
+            Err(_) => {
+                tracing::warn!(
+                    timeout = ?CLOSE_TIMEOUT,
+                    "no basic.cancel-ok from the broker; closing anyway"
+                );
+                self.unresponsive = true;
+            }
         }
         // Deliveries that raced the cancel: give them back at once rather than holding them
         // until the channel closes.
         while let Some(Ok(d)) = self.consumer.try_recv() {
-            if let Err(e) = self.channel.basic_reject(d.delivery_tag, true) {
+            if let Err(e) = self.channel.basic_reject(
+                d.delivery_tag,
+                amqp_client::BasicRejectOptions { requeue: true },
+            ) {
                 tracing::warn!(error = %e, "basic.reject failed");
             }
         }
@@ -369,7 +426,11 @@ impl RpcServer {
             );
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.direct.close()).await;
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.channel.close()).await;
+        // A broker that did not answer basic.cancel will not answer channel.close either: go
+        // straight to the connection's close (itself bounded by the core's close timeout).
+        if !self.unresponsive {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.channel.close()).await;
+        }
         match tokio::time::timeout(CLOSE_TIMEOUT, self.connection.close()).await {
             Ok(Err(e)) => tracing::debug!(error = %e, "connection close"),
             Err(_) => tracing::debug!("connection close timed out"),
@@ -396,14 +457,20 @@ async fn serve_one(
         properties: delivery.properties,
         redelivered: delivery.redelivered,
     };
-    let correlation_id = request.correlation_id().map(str::to_owned);
+    // Both are echoed byte for byte: a short string is octets, not text, and a reply whose id
+    // differs by one byte matches no call.
+    let correlation_id = request.properties.correlation_id.clone();
+    let shown_id = correlation_id
+        .as_ref()
+        .map_or(DisplayId(b"-"), |id| DisplayId(id.as_bytes()));
     let Some(reply_to) = request
-        .reply_to()
+        .properties
+        .reply_to
+        .clone()
         .filter(|r| !r.is_empty())
-        .map(str::to_owned)
     else {
         tracing::warn!(
-            correlation_id = correlation_id.as_deref().unwrap_or("-"),
+            correlation_id = %shown_id,
             "request without reply_to: nowhere to answer; acked and dropped"
         );
         stats.unanswerable.fetch_add(1, Ordering::Relaxed);
@@ -441,47 +508,47 @@ async fn serve_one(
     let (properties, body) = match outcome {
         Ok(body) => {
             stats.answered.fetch_add(1, Ordering::Relaxed);
-            let mut props = BasicProperties::default();
-            if let Some(id) = &correlation_id {
-                props = props.with_correlation_id(id.as_str());
-            }
+            let props = BasicProperties {
+                correlation_id,
+                ..BasicProperties::default()
+            };
             (props, body)
         }
         Err(e) => {
             tracing::warn!(
                 code = %e.code,
-                correlation_id = correlation_id.as_deref().unwrap_or("-"),
-                reply_to = %reply_to,
+                correlation_id = %shown_id,
+                reply_to = %DisplayId(reply_to.as_bytes()),
                 "bad request: {}",
                 e.message
             );
             stats.errors.fetch_add(1, Ordering::Relaxed);
             (
-                error_reply_properties(correlation_id.as_deref(), &e.code),
+                error_reply_properties(correlation_id.as_ref(), &e.code),
                 Bytes::from(e.message.into_owned()),
             )
         }
     };
-    if let Some(direct) = direct.filter(|_| is_direct_reply_to(&reply_to)) {
+    if let Some(direct) = direct.filter(|_| is_direct_reply_to(reply_to.as_bytes())) {
         // Boxed: the direct reply-to path's future would otherwise make every request's task 5.5 KB
         // instead of 2.1 KB (a copy into the task and an allocation per request).
         return Box::pin(reply_direct(
             &channel,
             &direct,
             tag,
-            &reply_to,
+            reply_to.as_bytes(),
             &properties,
             &body,
         ))
         .await;
     }
-    match publish_reply(&channel, &reply_to, &properties, &body, confirms).await {
+    match publish_reply(&channel, reply_to.as_bytes(), &properties, &body, confirms).await {
         Ok(()) => ack(&channel, tag),
         // Not acked: the request goes back to the queue when the channel closes, and another
         // (or this, restarted) server answers it. Duplicate answers are dropped by the client.
         Err(e) => tracing::error!(
             error = %e,
-            reply_to = %reply_to,
+            reply_to = %DisplayId(reply_to.as_bytes()),
             "could not publish the reply; the request stays unacked"
         ),
     }
@@ -493,7 +560,7 @@ async fn reply_direct(
     channel: &Channel,
     direct: &DirectReplies,
     tag: u64,
-    reply_to: &str,
+    reply_to: &[u8],
     properties: &BasicProperties,
     body: &[u8],
 ) {
@@ -508,7 +575,7 @@ async fn reply_direct(
         DirectOutcome::Refused(e) => {
             tracing::warn!(
                 error = %e,
-                reply_to,
+                reply_to = %DisplayId(reply_to),
                 "the broker refused the reply to this direct reply-to address (forged or stale); \
                  request acked without a reply"
             );
@@ -516,7 +583,7 @@ async fn reply_direct(
         }
         DirectOutcome::Unavailable(e) => tracing::error!(
             error = %e,
-            reply_to,
+            reply_to = %DisplayId(reply_to),
             "no reply connection; the request stays unacked"
         ),
     }
@@ -558,27 +625,39 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 
 async fn publish_reply(
     channel: &Channel,
-    reply_to: &str,
+    reply_to: &[u8],
     properties: &BasicProperties,
     body: &Bytes,
     confirms: bool,
-) -> Result<(), rpc_client::Error> {
+) -> Result<(), amqp_client::Error> {
     // Default exchange, routing key = reply_to, not mandatory: a caller that went away (its
     // exclusive queue deleted) is not this server's error, and a return would only be noise.
     if !confirms {
-        return channel.basic_publish("", reply_to, false, properties, body);
+        return channel.basic_publish(
+            "",
+            reply_to,
+            amqp_client::BasicPublishOptions::default(),
+            properties,
+            body,
+        );
     }
-    let confirmation = channel.basic_publish_confirmed("", reply_to, false, properties, body)?;
+    let confirmation = channel.basic_publish_confirmed(
+        "",
+        reply_to,
+        amqp_client::BasicPublishOptions::default(),
+        properties,
+        body,
+    )?;
     match confirmation.wait().await? {
-        rpc_client::Confirm::Ack => Ok(()),
-        rpc_client::Confirm::Nack => Err(rpc_client::Error::Protocol(
+        amqp_client::Confirm::Ack => Ok(()),
+        amqp_client::Confirm::Nack => Err(amqp_client::Error::Protocol(
             "broker nacked the reply".into(),
         )),
     }
 }
 
 fn ack(channel: &Channel, tag: u64) {
-    if let Err(e) = channel.basic_ack(tag, false) {
+    if let Err(e) = channel.basic_ack(tag, amqp_client::BasicAckOptions::default()) {
         tracing::error!(error = %e, delivery_tag = tag, "basic.ack failed");
     }
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use rpc_client::rpc::Backoff;
-use rpc_client::Error;
+use amqp_client::Backoff;
+use amqp_client::Error;
 
 use crate::handler::{Handler, Request};
 use crate::server::{RpcServerBuilder, ServerError};

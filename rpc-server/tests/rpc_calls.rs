@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use amqp_client::{BasicConsumeOptions, BasicProperties};
 use common::*;
-use rpc_client::rpc::{RpcClient, RpcError};
-use rpc_client::{BasicConsumeOptions, BasicProperties};
+use rpc_client::{RpcClient, RpcError};
 use rpc_server::{fib::fib, FibService, RpcServer};
 
 #[tokio::test]
@@ -82,13 +82,31 @@ async fn requests_have_the_tutorials_wire_shape_and_duplicates_are_dropped() {
     // crashed after replying and before acking): one is taken, two are dropped.
     let reply_to = reply_to.to_string();
     let unknown = BasicProperties::default().with_correlation_id("not-ours");
-    ch.basic_publish("", &reply_to, false, &unknown, b"1")
-        .unwrap();
+    ch.basic_publish(
+        "",
+        &reply_to,
+        amqp_client::BasicPublishOptions::default(),
+        &unknown,
+        b"1",
+    )
+    .unwrap();
     let props = BasicProperties::default().with_correlation_id(id.clone());
-    ch.basic_publish("", &reply_to, false, &props, b"832040")
-        .unwrap();
-    ch.basic_publish("", &reply_to, false, &props, b"832040")
-        .unwrap();
+    ch.basic_publish(
+        "",
+        &reply_to,
+        amqp_client::BasicPublishOptions::default(),
+        &props,
+        b"832040",
+    )
+    .unwrap();
+    ch.basic_publish(
+        "",
+        &reply_to,
+        amqp_client::BasicPublishOptions::default(),
+        &props,
+        b"832040",
+    )
+    .unwrap();
     let answer = within("call", STEP, call).await.unwrap().unwrap();
     assert_eq!(&answer[..], b"832040");
     within("dropped replies", STEP, async {
@@ -150,7 +168,7 @@ async fn direct_reply_to_carries_the_same_calls() {
     .await
     .unwrap();
     assert_eq!(client.reply_to(), "amq.rabbitmq.reply-to");
-    let fib_client = rpc_client::rpc::FibonacciRpcClient::from(client.clone());
+    let fib_client = rpc_client::FibonacciRpcClient::from(client.clone());
     assert_eq!(
         within("call", STEP, fib_client.call(30)).await.unwrap(),
         832_040u64
@@ -185,7 +203,7 @@ fn blocking_client_has_the_tutorials_shape() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(serve(RpcServer::builder().queue(&queue), FibService::new()));
 
-    let fibonacci_rpc = rpc_client::rpc::blocking::FibonacciRpcClient::with_builder(
+    let fibonacci_rpc = rpc_client::blocking::FibonacciRpcClient::with_builder(
         RpcClient::builder().uri(uri()).queue(&queue).timeout(STEP),
     )
     .unwrap();
@@ -220,7 +238,7 @@ async fn direct_replies_inline_on_the_consuming_channel() {
     )
     .await
     .unwrap();
-    let fib_client = rpc_client::rpc::FibonacciRpcClient::from(client);
+    let fib_client = rpc_client::FibonacciRpcClient::from(client);
     assert_eq!(
         within("call", STEP, fib_client.call(40)).await.unwrap(),
         102_334_155u64

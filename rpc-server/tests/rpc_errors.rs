@@ -5,10 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use amqp_client::{BasicConsumeOptions, BasicProperties, QueueDeclareOptions};
 use bytes::Bytes;
 use common::*;
-use rpc_client::rpc::{error_code, CallOptions, ErrorCode, RpcError};
-use rpc_client::{BasicConsumeOptions, BasicProperties, QueueDeclareOptions};
+use rpc_client::{error_code, CallOptions, ErrorCode, RpcError};
 use rpc_server::{FibService, ReplyError, Request, RpcServer};
 
 #[tokio::test]
@@ -110,9 +110,19 @@ async fn a_late_reply_after_the_timeout_is_dropped_and_counted() {
     let reply_to = request.properties.reply_to.clone().unwrap().to_string();
     let props = BasicProperties::default()
         .with_correlation_id(request.properties.correlation_id.clone().unwrap());
-    ch.basic_publish("", &reply_to, false, &props, b"13")
-        .unwrap();
-    ch.basic_ack(request.delivery_tag, false).unwrap();
+    ch.basic_publish(
+        "",
+        &reply_to,
+        amqp_client::BasicPublishOptions::default(),
+        &props,
+        b"13",
+    )
+    .unwrap();
+    ch.basic_ack(
+        request.delivery_tag,
+        amqp_client::BasicAckOptions::default(),
+    )
+    .unwrap();
     within("late reply counted", STEP, async {
         while client.dropped_replies() < 1 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -277,14 +287,28 @@ async fn bad_input_is_answered_acked_and_survived() {
         .unwrap();
     // No correlation_id: an error reply (which nobody can match, but a person can read).
     let props = BasicProperties::default().with_reply_to(reply_queue.as_str());
-    ch.basic_publish("", &queue, false, &props, b"30").unwrap();
+    ch.basic_publish(
+        "",
+        &queue,
+        amqp_client::BasicPublishOptions::default(),
+        &props,
+        b"30",
+    )
+    .unwrap();
     let reply = within("reply", STEP, replies.recv()).await.unwrap();
     assert_eq!(error_code(&reply.properties), Some(ErrorCode::BadRequest));
     assert!(reply.properties.correlation_id.is_none());
     assert!(String::from_utf8_lossy(&reply.body).contains("correlation_id"));
     // No reply_to: nowhere to answer; acked and dropped.
     let props = BasicProperties::default().with_correlation_id("lost");
-    ch.basic_publish("", &queue, false, &props, b"30").unwrap();
+    ch.basic_publish(
+        "",
+        &queue,
+        amqp_client::BasicPublishOptions::default(),
+        &props,
+        b"30",
+    )
+    .unwrap();
     within("unanswerable counted", STEP, async {
         while server.stats.unanswerable() < 1 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -293,7 +317,7 @@ async fn bad_input_is_answered_acked_and_survived() {
     .await;
 
     // Still serving, and nothing left behind: every bad request was acked, none requeued.
-    let fib = rpc_client::rpc::FibonacciRpcClient::from(client.clone());
+    let fib = rpc_client::FibonacciRpcClient::from(client.clone());
     assert_eq!(
         within("fib(30)", STEP, fib.call(30)).await.unwrap(),
         832_040u64
@@ -340,7 +364,14 @@ async fn hostile_reply_to_does_not_kill_the_server() {
         // channel with 406), so each goes on a channel of its own, which is closed from this
         // side only if the broker did not close it.
         let ch = within("channel", STEP, conn.open_channel()).await.unwrap();
-        ch.basic_publish("", &queue, false, &props, b"10").unwrap();
+        ch.basic_publish(
+            "",
+            &queue,
+            amqp_client::BasicPublishOptions::default(),
+            &props,
+            b"10",
+        )
+        .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_millis(300);
         while ch.status().is_ok() && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -399,9 +430,12 @@ async fn a_lost_reply_queue_fails_waiting_and_later_calls_at_once() {
     // The reply queue is exclusive: only the client's own connection may delete it.
     let own = client.connection().open_channel().await.unwrap();
     let started = Instant::now();
-    own.queue_delete(client.reply_to(), false, false)
-        .await
-        .unwrap();
+    own.queue_delete(
+        client.reply_to(),
+        amqp_client::QueueDeleteOptions::default(),
+    )
+    .await
+    .unwrap();
     let err = within("waiting call fails", STEP, waiting)
         .await
         .unwrap()
@@ -420,4 +454,91 @@ async fn a_lost_reply_queue_fails_waiting_and_later_calls_at_once() {
         .unwrap_err();
     assert!(matches!(later, RpcError::ConnectionLost(_)), "{later:?}");
     assert_eq!(client.in_flight(), 0);
+}
+
+/// Many calls timing out at once ask the broker for the queue's consumer count on one shared
+/// probe channel: the client's connection keeps a handful of channels, not one per stalled call.
+#[tokio::test]
+async fn timed_out_calls_share_one_probe_channel() {
+    require_broker();
+    let queue = unique("rpc-stalled");
+    let _guard = QueueGuard(queue.clone());
+    let (_conn, ch) = raw_channel().await;
+    declare(&ch, &queue).await;
+    let name = unique("probe");
+    let client = within(
+        "client connect",
+        STEP,
+        rpc_client::RpcClient::builder()
+            // A low channel_max: one channel per probe would run out and report nothing.
+            .uri(format!("{}?connection_name={name}&channel_max=4", uri()))
+            .queue(&queue)
+            .connect(),
+    )
+    .await
+    .expect("client");
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let client = client.clone();
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                client
+                    .call_raw_with(
+                        &queue,
+                        "1",
+                        CallOptions::timeout(Duration::from_millis(200)),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        let err = within("stalled call", STEP, call)
+            .await
+            .expect("task")
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RpcError::Timeout {
+                    consumers: Some(0),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    let listed = rabbitmqctl(&["-q", "list_connections", "client_properties", "channels"]);
+    let line = listed
+        .lines()
+        .find(|l| l.contains(&name))
+        .unwrap_or_else(|| panic!("connection {name} not listed:\n{listed}"));
+    let channels: u32 = line
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no channel count in {line}"));
+    // The call channel and the probe channel.
+    assert!(
+        channels <= 2,
+        "{channels} channels after 50 timed-out calls: {line}"
+    );
+}
+
+fn rabbitmqctl(args: &[&str]) -> String {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let mut cmd = if root {
+        std::process::Command::new("rabbitmqctl")
+    } else {
+        let mut c = std::process::Command::new("sudo");
+        c.arg("rabbitmqctl");
+        c
+    };
+    let out = cmd.args(args).output().expect("run rabbitmqctl");
+    assert!(out.status.success(), "rabbitmqctl {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

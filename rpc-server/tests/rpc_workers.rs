@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use rpc_client::rpc::{CallOptions, RpcError};
+use rpc_client::{CallOptions, RpcError};
 use rpc_server::{FibService, Request, RpcServer};
 
 /// A handler that answers `name` after `delay`, counting how many run at once.
@@ -247,9 +247,13 @@ async fn a_cancelled_consumer_ends_the_server_with_a_clear_error() {
     let _guard = QueueGuard(queue.clone());
     let mut server = serve(RpcServer::builder().queue(&queue), FibService::new()).await;
     let (_conn, ch) = raw_channel().await;
-    within("delete", STEP, ch.queue_delete(&queue, false, false))
-        .await
-        .unwrap();
+    within(
+        "delete",
+        STEP,
+        ch.queue_delete(&queue, amqp_client::QueueDeleteOptions::default()),
+    )
+    .await
+    .unwrap();
     let outcome = within("server ends", STEP, &mut server.task).await.unwrap();
     let err = outcome.unwrap_err();
     assert!(

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod fake_broker;
 pub mod fault_proxy;
 pub mod figures;
 pub mod serve;
@@ -81,9 +82,11 @@ impl Drop for QueueGuard {
             };
             rt.block_on(async {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                    let conn = rpc_client::Connection::connect(&uri).await.ok()?;
+                    let conn = amqp_client::Connection::connect(&uri).await.ok()?;
                     let ch = conn.open_channel().await.ok()?;
-                    let _ = ch.queue_delete(&queue, false, false).await;
+                    let _ = ch
+                        .queue_delete(&queue, amqp_client::QueueDeleteOptions::default())
+                        .await;
                     let _ = conn.close().await;
                     Some(())
                 })

@@ -2,14 +2,16 @@
 //!
 //! Each class file lists its methods with `method_class!`, argument by argument in spec order, with
 //! the spec's argument name and domain beside the Rust field. The macro writes the struct and its
-//! `read`/`write` side by side, so the two cannot drift apart; [`Method`] is the enum over all of
-//! them, dispatched on (class id, method id).
+//! decoder and encoder side by side, so the two cannot drift apart; [`Method`] is the enum over all
+//! of them, dispatched on (class id, method id). The verbs are the crate's: [`Method::decode`] and
+//! [`Method::encode`].
 //!
 //! Consecutive `bit` arguments share one octet, first bit in the least significant position (spec
 //! 4.2.5.2); any other argument, or the end of the method, closes the octet.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::constants::FRAME_HEADER_SIZE;
 use crate::error::{DecodeError, EncodeError};
 use crate::wire::{Reader, Writer};
 
@@ -170,7 +172,7 @@ macro_rules! read_arg {
     }};
     ($r:ident, table, $n:literal) => {{
         $r.end_bits();
-        $crate::table::read_table($r, $n)?
+        $crate::table::FieldTable::decode_from($r, $n)?
     }};
 }
 pub(crate) use read_arg;
@@ -209,7 +211,7 @@ macro_rules! write_arg {
     }};
     ($w:ident, table, $v:expr, $n:literal) => {{
         $w.end_bits();
-        $crate::table::write_table($w.buf, &$v, $n)?
+        $v.encode_to($w.buf, $n)?
     }};
 }
 pub(crate) use write_arg;
@@ -275,7 +277,7 @@ macro_rules! method_class {
                 };
 
                 #[allow(unused_variables, clippy::redundant_field_names)]
-                pub(crate) fn read(r: &mut $crate::wire::Reader<'_>) -> Result<Self, $crate::error::DecodeError> {
+                pub(crate) fn decode_from(r: &mut $crate::wire::Reader<'_>) -> Result<Self, $crate::error::DecodeError> {
                     Ok($name {
                         $( $field: $crate::method::read_arg!(r, $kind, $arg), )*
                     })
@@ -287,7 +289,7 @@ macro_rules! method_class {
                 }
 
                 #[allow(unused_variables)]
-                pub(crate) fn write(&self, w: &mut $crate::wire::Writer<'_>) -> Result<(), $crate::error::EncodeError> {
+                pub(crate) fn encode_to(&self, w: &mut $crate::wire::Writer<'_>) -> Result<(), $crate::error::EncodeError> {
                     $( $crate::method::write_arg!(w, $kind, self.$field, $arg); )*
                     Ok(())
                 }
@@ -330,16 +332,16 @@ macro_rules! method_enum {
                 }
             }
 
-            fn read_arguments(class_id: u16, method_id: u16, r: &mut Reader<'_>) -> Result<Method, DecodeError> {
+            fn decode_arguments(class_id: u16, method_id: u16, r: &mut Reader<'_>) -> Result<Method, DecodeError> {
                 Ok(match (class_id, method_id) {
-                    $( ($variant::CLASS_ID, $variant::METHOD_ID) => Method::$variant($variant::read(r)?), )*
+                    $( ($variant::CLASS_ID, $variant::METHOD_ID) => Method::$variant($variant::decode_from(r)?), )*
                     _ => return Err(DecodeError::UnknownMethod { class_id, method_id }),
                 })
             }
 
-            fn write_arguments(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+            fn encode_arguments(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
                 match self {
-                    $( Method::$variant(m) => m.write(w), )*
+                    $( Method::$variant(m) => m.encode_to(w), )*
                 }
             }
         }
@@ -381,24 +383,24 @@ impl Method {
     /// payload (byte 7 of the frame onwards, without the frame-end); strings and tables are
     /// zero-copy slices of it.
     pub fn decode(payload: &Bytes) -> Result<Method, DecodeError> {
-        Method::read_payload(&mut Reader::new(payload, crate::frame::FRAME_HEADER_SIZE))
+        Method::decode_from(&mut Reader::new(payload, FRAME_HEADER_SIZE))
     }
 
     /// [`Method::decode`] from a reader over exactly the payload.
-    pub(crate) fn read_payload(r: &mut Reader<'_>) -> Result<Method, DecodeError> {
+    pub(crate) fn decode_from(r: &mut Reader<'_>) -> Result<Method, DecodeError> {
         let class_id = r.u16("class id")?;
         let method_id = r.u16("method id")?;
-        let method = Method::read_arguments(class_id, method_id, r)?;
+        let method = Method::decode_arguments(class_id, method_id, r)?;
         r.finish(method.info().method_name)?;
         Ok(method)
     }
 
     /// Append the method frame payload (class id, method id, arguments).
-    pub fn encode_payload(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
         let info = self.info();
         buf.put_u16(info.class_id);
         buf.put_u16(info.method_id);
-        self.write_arguments(&mut Writer::new(buf))
+        self.encode_arguments(&mut Writer::new(buf))
     }
 }
 
@@ -418,7 +420,7 @@ mod arguments_tests {
             let mut r = Reader::new(&payload, 0);
             r.u16("class id").unwrap();
             r.u16("method id").unwrap();
-            let m = Method::read_arguments(info.class_id, info.method_id, &mut r).unwrap();
+            let m = Method::decode_arguments(info.class_id, info.method_id, &mut r).unwrap();
             let names: Vec<_> = m.arguments().iter().map(|(n, _)| *n).collect();
             let spec: Vec<_> = info.arguments.iter().map(|(n, _)| *n).collect();
             assert_eq!(names, spec, "{}.{}", info.class_name, info.method_name);

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use rpc_client::rpc::{FibonacciRpcClient, RpcClient};
-use rpc_client::{Channel, Connection, QueueDeclareOptions};
+use amqp_client::{Channel, Connection, QueueDeclareOptions};
+use rpc_client::{FibonacciRpcClient, RpcClient};
 use rpc_server::{Handler, RpcServer, RpcServerBuilder, ServerError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 pub const STEP: Duration = Duration::from_secs(10);
 
 pub fn uri() -> String {
-    std::env::var("AMQP_URI").unwrap_or_else(|_| rpc_client::rpc::DEFAULT_URI.to_owned())
+    std::env::var("AMQP_URI").unwrap_or_else(|_| rpc_client::DEFAULT_URI.to_owned())
 }
 
 /// Fails (never skips) when the broker is not reachable, saying how to start it.
@@ -60,7 +60,9 @@ impl Drop for QueueGuard {
                 let _ = tokio::time::timeout(Duration::from_secs(5), async {
                     let conn = Connection::connect(&uri()).await.ok()?;
                     let ch = conn.open_channel().await.ok()?;
-                    let _ = ch.queue_delete(&queue, false, false).await;
+                    let _ = ch
+                        .queue_delete(&queue, amqp_client::QueueDeleteOptions::default())
+                        .await;
                     let _ = conn.close().await;
                     Some(())
                 })

@@ -1,0 +1,323 @@
+//! Class `basic`: quality of service, consumers, publishing, acknowledgements, `basic.get`.
+
+use tokio::sync::{mpsc, oneshot};
+
+use amqp_codec::{
+    BasicAck, BasicCancel, BasicConsume, BasicGet, BasicNack, BasicProperties, BasicQos,
+    BasicRecover, BasicReject, FieldTable, Method, ShortString,
+};
+use amqp_connection::Reply;
+
+use super::{unexpected_reply, Channel};
+use crate::connection::shared::{ConsumerSink, ConsumerSlot};
+use crate::error::{Error, Result};
+use crate::message::{CancelOnDrop, Confirmation, Consumer, ConsumerItem, GetMessage, Returns};
+
+/// Options of `basic.qos`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BasicQosOptions {
+    /// RabbitMQ: the limit applies to the whole channel instead of to each new consumer.
+    pub global: bool,
+}
+
+/// Options of `basic.consume`.
+#[derive(Debug, Clone, Default)]
+pub struct BasicConsumeOptions {
+    /// The consumer tag; empty lets the broker choose one.
+    pub consumer_tag: ShortString,
+    /// Do not deliver messages published on this connection.
+    pub no_local: bool,
+    /// Deliveries need no acknowledgement.
+    pub no_ack: bool,
+    /// Be the queue's only consumer.
+    pub exclusive: bool,
+    /// Optional arguments (`x-priority`, ...).
+    pub arguments: FieldTable,
+}
+
+/// Options of `basic.publish`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BasicPublishOptions {
+    /// Return the message (`basic.return`, see [`Channel::returns`]) if no queue takes it.
+    pub mandatory: bool,
+    /// Deprecated by RabbitMQ, which closes the connection when it is set; kept for the spec.
+    pub immediate: bool,
+}
+
+impl BasicPublishOptions {
+    /// `mandatory` set: unroutable messages come back.
+    pub fn mandatory() -> Self {
+        BasicPublishOptions {
+            mandatory: true,
+            immediate: false,
+        }
+    }
+}
+
+/// Options of `basic.ack`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BasicAckOptions {
+    /// Every unacknowledged delivery up to and including the tag.
+    pub multiple: bool,
+}
+
+/// Options of `basic.nack` (RabbitMQ extension).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BasicNackOptions {
+    /// Every unacknowledged delivery up to and including the tag.
+    pub multiple: bool,
+    /// Put the message(s) back in the queue instead of dropping (or dead-lettering) them.
+    pub requeue: bool,
+}
+
+/// Options of `basic.reject`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BasicRejectOptions {
+    /// Put the message back in the queue instead of dropping (or dead-lettering) it.
+    pub requeue: bool,
+}
+
+/// Options of `basic.get`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BasicGetOptions {
+    /// The message needs no acknowledgement.
+    pub no_ack: bool,
+}
+
+impl Channel {
+    /// `basic.qos`: at most `prefetch_count` unacknowledged deliveries (0 = no limit), per
+    /// consumer, or with `global` (RabbitMQ) per channel.
+    pub async fn basic_qos(&self, prefetch_count: u16, options: BasicQosOptions) -> Result<()> {
+        let m = BasicQos {
+            prefetch_size: 0,
+            prefetch_count,
+            global: options.global,
+        };
+        self.call_method(m.into()).await.map(drop)
+    }
+
+    /// `basic.consume`: deliveries arrive on the returned [`Consumer`], in order.
+    pub async fn basic_consume(
+        &self,
+        queue: &str,
+        options: BasicConsumeOptions,
+    ) -> Result<Consumer> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let no_ack = options.no_ack;
+        let tag = self
+            .consume(queue, options, ConsumerSink::Queue(tx))
+            .await?;
+        Ok(Consumer {
+            tag,
+            rx,
+            ended: None,
+            cancel_on_drop: Some(CancelOnDrop {
+                channel: std::sync::Arc::downgrade(&self.inner),
+                no_ack,
+            }),
+        })
+    }
+
+    /// `basic.consume` with no [`Consumer`] in between: `on_delivery` is called with each
+    /// delivery as soon as the connection's reader task has decoded it, in order, and once at the
+    /// end with the reason the consumer ended (cancelled, channel or connection closed). Returns
+    /// the consumer tag.
+    ///
+    /// For a consumer whose work per message is a few non-blocking steps (an RPC client's reply
+    /// path: look up the correlation id, complete the caller's oneshot), it saves a queue push
+    /// and pop and a task wake-up per message (measured: ~0.5 µs of client CPU per call at 64
+    /// calls in flight). `on_delivery` runs on the reader task with the connection locked, so it
+    /// must be quick and must not call into this connection (publish, ack, …): a [`Consumer`] is
+    /// the right tool for anything else.
+    pub async fn basic_consume_with(
+        &self,
+        queue: &str,
+        options: BasicConsumeOptions,
+        on_delivery: impl FnMut(ConsumerItem) + Send + 'static,
+    ) -> Result<ShortString> {
+        self.consume(queue, options, ConsumerSink::Inline(Box::new(on_delivery)))
+            .await
+    }
+
+    /// Sends `basic.consume`; the sink is installed when consume-ok names the tag, before any
+    /// delivery for it is routed. Returns the tag.
+    async fn consume(
+        &self,
+        queue: &str,
+        options: BasicConsumeOptions,
+        sink: ConsumerSink,
+    ) -> Result<ShortString> {
+        let slot = ConsumerSlot {
+            sink,
+            no_ack: options.no_ack,
+        };
+        let m = BasicConsume {
+            queue: queue.into(),
+            consumer_tag: options.consumer_tag,
+            no_local: options.no_local,
+            no_ack: options.no_ack,
+            exclusive: options.exclusive,
+            arguments: options.arguments,
+            ..Default::default()
+        };
+        match self.call(m.into(), Some(slot)).await? {
+            Reply::Method(Method::BasicConsumeOk(ok)) => Ok(ok.consumer_tag),
+            other => Err(unexpected_reply(other)),
+        }
+    }
+
+    /// `basic.cancel`: the consumer ends with [`Error::ConsumerCancelled`] after any deliveries
+    /// already on their way.
+    pub async fn basic_cancel(&self, consumer_tag: impl AsRef<[u8]>) -> Result<()> {
+        let m = BasicCancel {
+            consumer_tag: consumer_tag.as_ref().into(),
+            nowait: false,
+        };
+        self.call_method(m.into()).await.map(drop)
+    }
+
+    fn publish(
+        &self,
+        exchange: &str,
+        routing_key: impl AsRef<[u8]>,
+        options: BasicPublishOptions,
+        properties: &BasicProperties,
+        body: &[u8],
+        confirm: bool,
+    ) -> Result<Option<Confirmation>> {
+        self.check_closed()?;
+        let id = self.inner.id;
+        let shared = self.shared();
+        let mut inner = shared.lock();
+        if confirm && !inner.core.is_confirm_mode(id) {
+            inner.core.channel_status(id)?;
+            return Err(Error::NotInConfirmMode);
+        }
+        let seq = inner.core.publish(
+            id,
+            exchange,
+            routing_key,
+            options.mandatory,
+            options.immediate,
+            properties,
+            body,
+        )?;
+        let confirmation = match (confirm, seq) {
+            (true, Some(delivery_tag)) => {
+                let (tx, rx) = oneshot::channel();
+                if let Some(routes) = inner.channels.get_mut(&id.number()) {
+                    routes.confirms.insert(delivery_tag, tx);
+                }
+                Some(Confirmation { delivery_tag, rx })
+            }
+            _ => None,
+        };
+        drop(inner);
+        shared.wake_writer.notify_one();
+        Ok(confirmation)
+    }
+
+    /// `basic.publish`: the message (method, header and body frames of at most `frame_max`, in
+    /// one piece) goes into the send buffer and the call returns at once. With `mandatory`, an
+    /// unroutable message comes back on [`returns`](Self::returns). The routing key is bytes: a
+    /// `reply_to` used as one need not be UTF-8.
+    pub fn basic_publish(
+        &self,
+        exchange: &str,
+        routing_key: impl AsRef<[u8]>,
+        options: BasicPublishOptions,
+        properties: &BasicProperties,
+        body: &[u8],
+    ) -> Result<()> {
+        self.publish(exchange, routing_key, options, properties, body, false)
+            .map(drop)
+    }
+
+    /// `basic.publish` on a channel in confirm mode ([`confirm_select`](Self::confirm_select)),
+    /// returning the broker's confirm to await.
+    pub fn basic_publish_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: impl AsRef<[u8]>,
+        options: BasicPublishOptions,
+        properties: &BasicProperties,
+        body: &[u8],
+    ) -> Result<Confirmation> {
+        self.publish(exchange, routing_key, options, properties, body, true)?
+            .ok_or(Error::NotInConfirmMode)
+    }
+
+    /// The messages the broker returns as unroutable (`mandatory`). Call it before publishing;
+    /// a later call replaces the earlier receiver.
+    pub fn returns(&self) -> Returns {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(routes) = self
+            .shared()
+            .lock()
+            .channels
+            .get_mut(&self.inner.id.number())
+        {
+            routes.returns = Some(tx);
+        }
+        Returns { rx }
+    }
+
+    /// `basic.ack` of one delivery, or with `multiple` of all up to `delivery_tag`.
+    pub fn basic_ack(&self, delivery_tag: u64, options: BasicAckOptions) -> Result<()> {
+        self.send_async(
+            BasicAck {
+                delivery_tag,
+                multiple: options.multiple,
+            }
+            .into(),
+        )
+    }
+
+    /// `basic.nack` (RabbitMQ extension): reject one or many deliveries.
+    pub fn basic_nack(&self, delivery_tag: u64, options: BasicNackOptions) -> Result<()> {
+        self.send_async(
+            BasicNack {
+                delivery_tag,
+                multiple: options.multiple,
+                requeue: options.requeue,
+            }
+            .into(),
+        )
+    }
+
+    /// `basic.reject` of one delivery.
+    pub fn basic_reject(&self, delivery_tag: u64, options: BasicRejectOptions) -> Result<()> {
+        self.send_async(
+            BasicReject {
+                delivery_tag,
+                requeue: options.requeue,
+            }
+            .into(),
+        )
+    }
+
+    /// `basic.get`: one message from `queue`, or `None` when it is empty.
+    pub async fn basic_get(
+        &self,
+        queue: &str,
+        options: BasicGetOptions,
+    ) -> Result<Option<GetMessage>> {
+        let m = BasicGet {
+            ticket: 0,
+            queue: queue.into(),
+            no_ack: options.no_ack,
+        };
+        match self.call(m.into(), None).await? {
+            Reply::Get(g) => Ok(g.map(|g| *g)),
+            other => Err(unexpected_reply(other)),
+        }
+    }
+
+    /// `basic.recover`: redeliver this channel's unacknowledged messages (`requeue`: possibly
+    /// to another consumer).
+    pub async fn basic_recover(&self, requeue: bool) -> Result<()> {
+        self.call_method(BasicRecover { requeue }.into())
+            .await
+            .map(drop)
+    }
+}

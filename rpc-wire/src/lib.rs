@@ -1,0 +1,225 @@
+//! `rpc-wire`: what goes on the wire between an RPC caller and an RPC worker — tutorial six's
+//! conventions and the ones this project adds to them — in one small place that `rpc-client` and
+//! `rpc-server` both use (neither depends on the other).
+//!
+//! Tutorial six: a request is published to the default exchange with routing key `rpc_queue`,
+//! `reply_to` = the caller's callback queue and a fresh `correlation_id`; the body is `str(n)`.
+//! The worker publishes the answer to the default exchange with routing key = the request's
+//! `reply_to` and the same `correlation_id`; the body is `str(fib(n))`.
+//!
+//! # Error replies
+//!
+//! The tutorial leaves open whether a server's failure should reach the client. Here it does: an
+//! error reply is an ordinary reply (same `correlation_id`, to `reply_to`) that carries the
+//! application header [`ERROR_HEADER`] (`x-error`), a long string holding a short machine-readable
+//! code ([`ErrorCode`]: `bad-request`, `too-large`, `handler-error`, `internal-error`), and a body
+//! holding a human-readable UTF-8 message. A reply without `x-error` is a success. Our client turns
+//! an error reply into `RpcError::Server`; the tutorial's pika client,
+//! which ignores headers, would fail in `int(body)` with the message in its traceback — never hang.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod fibonacci;
+
+use std::fmt;
+
+use amqp_codec::{BasicProperties, FieldTable, FieldValue, ShortString};
+
+/// The queue tutorial six's server consumes and its client publishes to.
+pub const RPC_QUEUE: &str = "rpc_queue";
+
+/// RabbitMQ's direct reply-to pseudo-queue: consume it (no-ack) and name it in `reply_to`, and
+/// replies come straight back on the consuming channel without a declared callback queue.
+pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Application header that marks a reply as an error; its value is an [`ErrorCode`] string.
+pub const ERROR_HEADER: &str = "x-error";
+
+/// The code in an error reply's [`ERROR_HEADER`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// `bad-request`: the request is malformed (empty, not UTF-8, not a number, negative, no
+    /// `correlation_id`). Retrying the same request fails the same way.
+    BadRequest,
+    /// `too-large`: the request body, or the number in it, is over the server's bound.
+    TooLarge,
+    /// `handler-error`: the handler ran and returned an error.
+    HandlerError,
+    /// `internal-error`: the handler panicked, or the server failed otherwise.
+    Internal,
+    /// Any other code a server sent.
+    Other(String),
+}
+
+impl ErrorCode {
+    /// The code as it appears in the header.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::BadRequest => "bad-request",
+            ErrorCode::TooLarge => "too-large",
+            ErrorCode::HandlerError => "handler-error",
+            ErrorCode::Internal => "internal-error",
+            ErrorCode::Other(s) => s,
+        }
+    }
+
+    /// The code for a header value.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "bad-request" => ErrorCode::BadRequest,
+            "too-large" => ErrorCode::TooLarge,
+            "handler-error" => ErrorCode::HandlerError,
+            "internal-error" => ErrorCode::Internal,
+            other => ErrorCode::Other(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error code of a reply, if its properties mark it as an error reply.
+///
+/// Any string-like header value is accepted (RabbitMQ clients send `S` long strings; some send
+/// byte arrays); a present header of another type is still an error, with the code
+/// [`ErrorCode::Other`] naming the type.
+pub fn error_code(properties: &BasicProperties) -> Option<ErrorCode> {
+    let value = properties.headers.as_ref()?.get(ERROR_HEADER)?;
+    Some(match value {
+        FieldValue::LongString(s) => ErrorCode::parse(&s.to_string_lossy()),
+        FieldValue::ByteArray(b) => ErrorCode::parse(&String::from_utf8_lossy(b)),
+        other => ErrorCode::Other(format!("<{}>", other.type_name())),
+    })
+}
+
+/// Properties of an error reply: the request's `correlation_id` (if it had one, byte for byte)
+/// and the [`ERROR_HEADER`] carrying `code`.
+pub fn error_reply_properties(
+    correlation_id: Option<&ShortString>,
+    code: &ErrorCode,
+) -> BasicProperties {
+    let mut props = BasicProperties::default()
+        .with_headers(FieldTable::new().with(ERROR_HEADER, code.as_str()))
+        .with_content_type("text/plain");
+    if let Some(id) = correlation_id {
+        props = props.with_correlation_id(id.clone());
+    }
+    props
+}
+
+/// Whether `reply_to` names a direct reply-to address as the broker rewrites it for a server
+/// (`amq.rabbitmq.reply-to.…`), as opposed to the pseudo-queue a caller consumes.
+pub fn is_direct_reply_to(reply_to: &[u8]) -> bool {
+    reply_to
+        .strip_prefix(DIRECT_REPLY_TO.as_bytes())
+        .is_some_and(|rest| rest.first() == Some(&b'.'))
+}
+
+/// An identifier from the wire (correlation id, reply-to, consumer tag, message id) made safe to
+/// print: AMQP short strings are octets, not text (RabbitMQ's Erlang client sends 16 raw bytes
+/// as its correlation id), and a hostile peer may send control characters.
+///
+/// Printable UTF-8 shows as itself; anything else shows as `hex:` and the bytes in lowercase
+/// hex, so two different ids never print the same and nothing reaches a terminal raw.
+///
+/// ```
+/// use rpc_wire::DisplayId;
+/// assert_eq!(DisplayId(b"c1e5f310").to_string(), "c1e5f310");
+/// assert_eq!(DisplayId(&[0xde, 0xad, 0x00]).to_string(), "hex:dead00");
+/// assert_eq!(DisplayId(b"a\x1b[31m").to_string(), "hex:611b5b33316d");
+/// ```
+#[derive(Clone, Copy)]
+pub struct DisplayId<'a>(pub &'a [u8]);
+
+impl DisplayId<'_> {
+    /// Whether the id prints as itself (printable UTF-8, not starting with `hex:`).
+    pub fn is_text(&self) -> bool {
+        match std::str::from_utf8(self.0) {
+            Ok(s) => !s.starts_with("hex:") && !s.chars().any(char::is_control),
+            Err(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for DisplayId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_text() {
+            // Checked just above: valid UTF-8.
+            return f.write_str(std::str::from_utf8(self.0).unwrap_or_default());
+        }
+        f.write_str("hex:")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for DisplayId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::TooLarge,
+            ErrorCode::HandlerError,
+            ErrorCode::Internal,
+            ErrorCode::Other("x".into()),
+        ] {
+            assert_eq!(ErrorCode::parse(code.as_str()), code);
+        }
+    }
+
+    #[test]
+    fn error_reply_is_recognised() {
+        let props = error_reply_properties(Some(&"abc".into()), &ErrorCode::TooLarge);
+        assert_eq!(
+            props.correlation_id.as_ref().map(|s| s.to_string()),
+            Some("abc".into())
+        );
+        assert_eq!(error_code(&props), Some(ErrorCode::TooLarge));
+        assert_eq!(error_code(&BasicProperties::default()), None);
+        let other =
+            BasicProperties::default().with_headers(FieldTable::new().with(ERROR_HEADER, 5i32));
+        assert!(matches!(error_code(&other), Some(ErrorCode::Other(_))));
+    }
+
+    #[test]
+    fn error_reply_keeps_a_binary_id_byte_for_byte() {
+        let id = ShortString::from(vec![0u8, 0xff, 0x80, b'\n']);
+        let props = error_reply_properties(Some(&id), &ErrorCode::BadRequest);
+        assert_eq!(props.correlation_id.as_ref(), Some(&id));
+    }
+
+    #[test]
+    fn ids_print_as_text_only_when_printable() {
+        assert_eq!(DisplayId(b"").to_string(), "");
+        assert_eq!(DisplayId("µs-1".as_bytes()).to_string(), "µs-1");
+        assert_eq!(DisplayId(b"a\rb").to_string(), "hex:610d62");
+        assert_eq!(DisplayId(&[0xff]).to_string(), "hex:ff");
+        // Text that looks like our hex form is shown as hex, so the two never collide.
+        assert_eq!(DisplayId(b"hex:ff").to_string(), "hex:6865783a6666");
+    }
+
+    #[test]
+    fn direct_reply_to_addresses() {
+        assert!(is_direct_reply_to(
+            b"amq.rabbitmq.reply-to.g1h2AA1y.0H/7Px8W=="
+        ));
+        assert!(!is_direct_reply_to(b"amq.rabbitmq.reply-to"));
+        assert!(!is_direct_reply_to(b"amq.rabbitmq.reply-tox"));
+        assert!(!is_direct_reply_to(b"amq.gen-abc"));
+    }
+}
