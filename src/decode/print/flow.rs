@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use amqp_codec::{Frame, Method};
 
-use super::{info, preview, Printer};
+use super::{escape, info, preview, Printer};
 use amqp_dissect::{Event, Side, What};
 
 /// Arrows kept at most; the rest are counted, not drawn.
@@ -369,11 +369,7 @@ impl Flow {
                 let details = self.details;
                 if let Some(p) = self.pending.get_mut(&key) {
                     p.body_size = Some(h.body_size);
-                    p.reply_to = h
-                        .properties
-                        .reply_to
-                        .as_ref()
-                        .map(|r| r.to_string_lossy().into_owned());
+                    p.reply_to = h.properties.reply_to.as_ref().map(|r| escape(r.as_bytes()));
                     if details {
                         let has_error = h
                             .properties

@@ -102,10 +102,11 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Text when the bytes are UTF-8 without control characters, else hex.
+/// Text when the bytes are UTF-8 without control characters (escaped as [`escape`] does for the
+/// invisible ones), else hex.
 pub fn text_or_hex(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
-        Ok(s) if !s.chars().any(char::is_control) => s.to_string(),
+        Ok(s) if !s.chars().any(char::is_control) => escape(bytes),
         _ => hex(bytes),
     }
 }
@@ -153,7 +154,7 @@ pub fn arg_text(value: &ArgValue<'_>) -> String {
         ArgValue::Long(v) => v.to_string(),
         ArgValue::LongLong(v) => v.to_string(),
         ArgValue::Timestamp(v) => format!("{} ({v})", utc(*v)),
-        ArgValue::ShortStr(s) => s.to_string_lossy().into_owned(),
+        ArgValue::ShortStr(s) => escape(s.as_bytes()),
         ArgValue::LongStr(s) => text_or_hex(s.as_bytes()),
         ArgValue::Table(t) => format!("{} entries", t.len()),
     }
@@ -173,7 +174,7 @@ pub fn field_text(value: &FieldValue) -> String {
         FieldValue::Float(v) => v.to_string(),
         FieldValue::Double(v) => v.to_string(),
         FieldValue::Decimal(d) => decimal(d.scale, d.value),
-        FieldValue::LongString(s) => s.to_string_lossy().into_owned(),
+        FieldValue::LongString(s) => escape(s.as_bytes()),
         FieldValue::ByteArray(b) => hex(b),
         FieldValue::Timestamp(t) => utc(*t),
         FieldValue::FieldTable(t) => format!("{} entries", t.len()),
@@ -250,10 +251,10 @@ pub fn info(frame: &Frame) -> String {
         Frame::Header(_, h) => {
             let mut s = format!("Content-Header size={}", h.body_size);
             if let Some(c) = &h.properties.correlation_id {
-                s.push_str(&format!(" corr={}", c.to_string_lossy()));
+                s.push_str(&format!(" corr={}", escape(c.as_bytes())));
             }
             if let Some(r) = &h.properties.reply_to {
-                s.push_str(&format!(" reply-to={}", r.to_string_lossy()));
+                s.push_str(&format!(" reply-to={}", escape(r.as_bytes())));
             }
             s
         }

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use amqp_codec::method::ArgValue;
 use amqp_codec::{FieldTable, FieldValue, Frame};
 
-use super::{arg_text, field_text, frame_type, properties, title, type_name, Printer};
+use super::{arg_text, escape, field_text, frame_type, properties, title, type_name, Printer};
 use amqp_dissect::{Event, What};
 
 /// Bytes of a body shown in the preview.
@@ -103,7 +103,7 @@ impl Printer for TreePrinter {
 pub fn write_frame(out: &mut dyn Write, frame: &Frame, length: u32) -> io::Result<()> {
     if let Frame::ProtocolHeader(h) = frame {
         let v = h.0;
-        writeln!(out, "    Protocol: {}", String::from_utf8_lossy(&v[..4]))?;
+        writeln!(out, "    Protocol: {}", escape(&v[..4]))?;
         return writeln!(out, "    Version: {}-{}-{} (id {})", v[5], v[6], v[7], v[4]);
     }
     writeln!(out, "    Type: {}", frame_type(frame))?;
@@ -224,7 +224,7 @@ fn write_table(out: &mut dyn Write, depth: usize, table: &FieldTable) -> io::Res
     let mut stack: Vec<Item<'_>> = table
         .iter()
         .rev()
-        .map(|(k, v)| Item::Entry(depth, k.to_string_lossy().into_owned(), v))
+        .map(|(k, v)| Item::Entry(depth, escape(k.as_bytes()), v))
         .collect();
     while let Some(Item::Entry(depth, name, value)) = stack.pop() {
         let pad = indent(depth);
@@ -234,7 +234,7 @@ fn write_table(out: &mut dyn Write, depth: usize, table: &FieldTable) -> io::Res
                 stack.extend(
                     t.iter()
                         .rev()
-                        .map(|(k, v)| Item::Entry(depth + 1, k.to_string_lossy().into_owned(), v)),
+                        .map(|(k, v)| Item::Entry(depth + 1, escape(k.as_bytes()), v)),
                 );
             }
             FieldValue::FieldArray(a) => {

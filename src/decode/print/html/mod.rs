@@ -103,7 +103,8 @@ impl HtmlPrinter {
                     "p": a.packet,
                     "f": column_of.get(&a.from),
                     "o": column_of.get(&a.to),
-                    "l": escape(a.label.as_bytes()),
+                    // Labels and trees escape the wire's strings already (print::escape).
+                    "l": a.label,
                     "m": a.method,
                     "k": match a.kind {
                         ArrowKind::Normal => "normal",
@@ -113,7 +114,7 @@ impl HtmlPrinter {
                     },
                     "s": a.stream,
                     "c": a.channel,
-                    "d": escape_detail(&a.detail),
+                    "d": a.detail,
                 })
             })
             .collect();
@@ -178,16 +179,6 @@ impl HtmlPrinter {
             "errors": self.errors,
         })
     }
-}
-
-/// The tree text is ours, but its values come from the wire: escape each line's control
-/// characters while keeping the line breaks.
-fn escape_detail(detail: &str) -> String {
-    detail
-        .split('\n')
-        .map(|line| escape(line.as_bytes()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// JSON that can sit in a `<script>` element: `<`, `>` and `&` only occur inside JSON strings,
