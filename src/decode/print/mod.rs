@@ -189,6 +189,13 @@ pub fn field_text(value: &FieldValue) -> String {
 /// bytes that are not UTF-8 become `\xNN`; a backslash becomes `\\`, so the escapes read back
 /// unambiguously.
 pub fn escape(bytes: &[u8]) -> String {
+    // Nearly every string on the wire is printable ASCII: copied as it is, it costs a scan and a
+    // copy; char by char, escaping added ~10 % to the tree and summary views (callgrind).
+    if bytes.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'\\') {
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            return s.to_owned();
+        }
+    }
     let mut s = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
