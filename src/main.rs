@@ -10,6 +10,7 @@ mod bench;
 mod call;
 mod demo;
 mod serve;
+use amqp_rpc::metrics;
 
 #[derive(Debug, Parser)]
 #[command(name = "amqp-rpc", version, about = "AMQP 0-9-1 RPC from raw TCP")]
