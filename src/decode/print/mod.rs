@@ -191,7 +191,10 @@ pub fn field_text(value: &FieldValue) -> String {
 pub fn escape(bytes: &[u8]) -> String {
     // Nearly every string on the wire is printable ASCII: copied as it is, it costs a scan and a
     // copy; char by char, escaping added ~10 % to the tree and summary views (callgrind).
-    if bytes.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'\\') {
+    if bytes
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'\\')
+    {
         if let Ok(s) = std::str::from_utf8(bytes) {
             return s.to_owned();
         }
