@@ -252,8 +252,9 @@ impl Channel {
     /// True while the connection's send buffer is over [`SEND_HIGH_WATER`]: a publish now would
     /// add to a backlog the broker is not taking (wait with [`room`](Self::room)).
     pub fn needs_room(&self) -> bool {
-        let inner = self.shared().lock();
-        inner.core.transmit_len() > SEND_HIGH_WATER && !inner.core.is_closed()
+        let shared = self.shared();
+        shared.buffered.load(std::sync::atomic::Ordering::Relaxed) > SEND_HIGH_WATER
+            && !shared.closed.is_cancelled()
     }
 
     /// Waits until the connection's send buffer is at most [`SEND_HIGH_WATER`] bytes (or the
@@ -302,6 +303,10 @@ impl Channel {
             properties,
             body,
         )?;
+        shared.buffered.store(
+            inner.core.transmit_len(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let confirmation = match (confirm, seq) {
             (true, Some(delivery_tag)) => {
                 let (tx, rx) = oneshot::channel();
@@ -346,7 +351,9 @@ impl Channel {
         properties: &BasicProperties,
         body: &[u8],
     ) -> Result<()> {
-        self.room().await;
+        if self.needs_room() {
+            self.room().await;
+        }
         self.publish(exchange, routing_key, options, properties, body, false)
             .map(drop)
     }
@@ -362,7 +369,9 @@ impl Channel {
         properties: &BasicProperties,
         body: &[u8],
     ) -> Result<Confirmation> {
-        self.room().await;
+        if self.needs_room() {
+            self.room().await;
+        }
         self.publish(exchange, routing_key, options, properties, body, true)?
             .ok_or(Error::NotInConfirmMode)
     }

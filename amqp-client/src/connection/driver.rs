@@ -75,6 +75,10 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w
             inner
                 .core
                 .poll_transmit(std::time::Instant::now(), &mut spare);
+            shared.buffered.store(
+                inner.core.transmit_len(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             if inner.core.transmit_len() < SEND_LOW_WATER {
                 // Publishers that found the buffer full: there is room again.
                 shared.room.notify_waiters();

@@ -155,6 +155,9 @@ pub(crate) struct Shared {
     pub blocked: watch::Sender<Option<String>>,
     /// Wakes publishers waiting for room in the send buffer (see [`SEND_HIGH_WATER`]).
     pub room: Notify,
+    /// The send buffer's length as last seen under the lock: publishers check it without
+    /// taking the lock (an approximate, soft bound is all backpressure needs).
+    pub buffered: AtomicUsize,
 }
 
 /// The send buffer's high-water mark: a publish that finds more than this many bytes waiting to
@@ -185,6 +188,7 @@ impl Shared {
             live_tasks: AtomicUsize::new(0),
             blocked: watch::channel(None).0,
             room: Notify::new(),
+            buffered: AtomicUsize::new(0),
         }
     }
 
