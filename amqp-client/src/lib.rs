@@ -33,6 +33,7 @@ pub mod backoff;
 pub mod channel;
 pub mod connection;
 pub mod message;
+pub mod record;
 
 /// Errors of the connection layer (the core's).
 pub mod error {

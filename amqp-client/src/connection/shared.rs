@@ -19,6 +19,7 @@ use amqp_connection::{ChannelId, Confirm, Event, Reply};
 
 use crate::error::{Error, Result};
 use crate::message::{ConsumerItem, Returned};
+use crate::record::ConnectionRecorder;
 
 /// Lock a std mutex, shrugging off poisoning: every critical section here leaves its data
 /// consistent, and a panic elsewhere must not cascade into every caller.
@@ -153,10 +154,16 @@ pub(crate) struct Shared {
     pub live_tasks: AtomicUsize,
     /// `Some(reason)` while the broker blocks publishing (`connection.blocked`).
     pub blocked: watch::Sender<Option<String>>,
+    /// Where the bytes read and written are recorded, if anywhere (`crate::record`).
+    pub recorder: Option<Arc<dyn ConnectionRecorder>>,
 }
 
 impl Shared {
-    pub(crate) fn new(core: amqp_connection::Connection, peer: String) -> Self {
+    pub(crate) fn new(
+        core: amqp_connection::Connection,
+        peer: String,
+        recorder: Option<Arc<dyn ConnectionRecorder>>,
+    ) -> Self {
         Shared {
             inner: Mutex::new(Inner {
                 core,
@@ -171,6 +178,7 @@ impl Shared {
             terminated: CancellationToken::new(),
             live_tasks: AtomicUsize::new(0),
             blocked: watch::channel(None).0,
+            recorder,
         }
     }
 
@@ -215,6 +223,9 @@ impl Shared {
 
     pub(crate) fn task_finished(&self) {
         if self.live_tasks.fetch_sub(1, Ordering::SeqCst) == 1 {
+            if let Some(recorder) = &self.recorder {
+                recorder.closed();
+            }
             self.terminated.cancel();
         }
     }
