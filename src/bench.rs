@@ -57,6 +57,13 @@ pub struct BenchArgs {
     /// Broker URI.
     #[arg(long, default_value = DEFAULT_URI)]
     pub uri: String,
+    /// Broker URI of the in-process server (--with-server), when it differs from the client's
+    /// (`--uri` through `amqp-rpc proxy`, the server straight to the broker).
+    #[arg(long, requires = "with_server")]
+    pub server_uri: Option<String>,
+    /// Record this process's connections as a pcapng capture (plaintext, also over TLS).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// Messages published ahead of the consumer in `--raw`: enough to keep the broker busy, bounded so memory is.
@@ -81,6 +88,13 @@ pub fn run(args: &BenchArgs) -> ExitCode {
     // The measured loop runs in a spawned task, not in `block_on`'s own future: the current-thread scheduler
     // polls the driver without blocking (an extra epoll_wait) before it polls a woken `block_on` future, while a
     // woken task just runs (strace: 2.7 -> 1.7 epoll_wait per sequential call).
+    let tap = match crate::record::own_connections(args.record.as_deref()) {
+        Ok(tap) => tap,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let owned = args.clone();
     let measured = runtime.spawn(async move {
         if owned.raw {
@@ -93,6 +107,7 @@ pub fn run(args: &BenchArgs) -> ExitCode {
         Ok(outcome) => outcome,
         Err(e) => Err(e.into()),
     };
+    crate::record::report(tap.as_ref());
     match outcome {
         Ok(report) => {
             print_report(&report, args.json);
@@ -122,7 +137,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn calls(args: &BenchArgs) -> Result<Report, BoxError> {
     let server = if args.with_server {
         let server = RpcServer::builder()
-            .uri(args.uri.as_str())
+            .uri(args.server_uri.as_deref().unwrap_or(&args.uri))
             .queue(args.queue.as_str())
             .prefetch(args.prefetch)
             .start(FibService::new())

@@ -42,6 +42,10 @@
 //!
 //! With no output ([`Recording::new`]`(None)`) nothing is encoded, but packets are still
 //! numbered: a live view then shows the packet numbers a recording would have.
+//!
+//! A failed write never leaves the TCP state half-updated: the output is dropped, numbering goes
+//! on, and the error waits in [`Recording::take_error`] (and [`Recording::flush`]). The methods
+//! that take a stream fail only for a stream that is not open, or data after its FIN.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -126,6 +130,9 @@ pub struct Recording<W: Write> {
     /// Last timestamp written, in microseconds: later packets never go before it.
     last_micros: u64,
     frame: Vec<u8>,
+    /// A write that failed since the last call returned: the output is dropped then (a
+    /// half-written block would break the file) and numbering goes on.
+    failed: Option<io::Error>,
 }
 
 fn side_index(side: Side) -> usize {
@@ -209,6 +216,7 @@ impl<W: Write> Recording<W> {
             conversations: HashMap::new(),
             last_micros: 0,
             frame: Vec::with_capacity(2048),
+            failed: None,
         })
     }
 
@@ -244,16 +252,16 @@ impl<W: Write> Recording<W> {
             syn: true,
             ..Flags::default()
         };
-        self.segment(&conv, 0, syn, isn[0], 0, &[], t)?;
+        self.segment(&conv, 0, syn, isn[0], 0, &[], t);
         let syn_ack = Flags {
             syn: true,
             ack: true,
             ..Flags::default()
         };
-        self.segment(&conv, 1, syn_ack, isn[1], isn[0].wrapping_add(1), &[], t)?;
+        self.segment(&conv, 1, syn_ack, isn[1], isn[0].wrapping_add(1), &[], t);
         conv.next_seq = [isn[0].wrapping_add(1), isn[1].wrapping_add(1)];
         conv.acked = conv.next_seq;
-        self.ack(&conv, 0, t)?;
+        self.ack(&conv, 0, t);
         self.conversations.insert(stream, conv);
         Ok(Opened {
             stream,
@@ -283,17 +291,13 @@ impl<W: Write> Recording<W> {
             )));
         }
         let t = self.stamp(at);
-        let mut result = Ok(());
         for (i, chunk) in bytes.chunks(MAX_SEGMENT).enumerate() {
             let len = chunk.len() as u32;
             // Before this segment would fill the receiver's window (tshark: "window full"), the
             // receiver acknowledges what it has.
             let in_flight = conv.next_seq[s].wrapping_sub(conv.acked[s]);
             if in_flight.saturating_add(len) >= WINDOW {
-                if let Err(e) = self.ack(&conv, p, t) {
-                    result = Err(e);
-                    break;
-                }
+                self.ack(&conv, p, t);
                 conv.acked[s] = conv.next_seq[s];
             }
             let flags = Flags {
@@ -302,10 +306,7 @@ impl<W: Write> Recording<W> {
                 ..Flags::default()
             };
             let (seq, ack) = (conv.next_seq[s], conv.next_seq[p]);
-            if let Err(e) = self.segment(&conv, s, flags, seq, ack, chunk, t) {
-                result = Err(e);
-                break;
-            }
+            self.segment(&conv, s, flags, seq, ack, chunk, t);
             conv.acked[p] = conv.next_seq[p];
             conv.next_seq[s] = seq.wrapping_add(len);
             let start = i * MAX_SEGMENT;
@@ -316,7 +317,7 @@ impl<W: Write> Recording<W> {
             });
         }
         self.conversations.insert(stream, conv);
-        result
+        Ok(())
     }
 
     /// `from` closed its sending side (FIN) at `at`. When both sides have, the last ACK is
@@ -335,16 +336,17 @@ impl<W: Write> Recording<W> {
             fin: true,
             ..Flags::default()
         };
-        let result = self.segment(&conv, s, flags, conv.next_seq[s], conv.next_seq[p], &[], t);
+        self.segment(&conv, s, flags, conv.next_seq[s], conv.next_seq[p], &[], t);
         conv.acked[p] = conv.next_seq[p];
         conv.next_seq[s] = conv.next_seq[s].wrapping_add(1);
         conv.fin[s] = true;
         if conv.fin[p] {
             // The first side to close acknowledges the second's FIN.
-            return result.and_then(|()| self.ack(&conv, p, t));
+            self.ack(&conv, p, t);
+        } else {
+            self.conversations.insert(stream, conv);
         }
-        self.conversations.insert(stream, conv);
-        result
+        Ok(())
     }
 
     /// `from` reset the connection (RST) at `at`: the stream is over.
@@ -365,7 +367,8 @@ impl<W: Write> Recording<W> {
             conv.next_seq[1 - s],
             &[],
             t,
-        )
+        );
+        Ok(())
     }
 
     /// Every connection still open closes at `at` (FIN from both sides): a capture that ends
@@ -380,15 +383,36 @@ impl<W: Write> Recording<W> {
         Ok(())
     }
 
-    /// Flush the output.
+    /// Flush the output; fails with the first write error met since the last
+    /// [`Recording::take_error`], if any.
     pub fn flush(&mut self) -> io::Result<()> {
-        match self.out.as_mut() {
-            Some(w) => w.flush(),
+        if let Some(Err(e)) = self.out.as_mut().map(Write::flush) {
+            self.fail(e);
+        }
+        match self.failed.take() {
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }
 
-    /// Close what is open, flush, and give the output back.
+    /// The first write error met since the last call, if any: the output was dropped then (a
+    /// half-written block would break the file), and numbering went on.
+    pub fn take_error(&mut self) -> Option<io::Error> {
+        self.failed.take()
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        self.out = None;
+        self.failed.get_or_insert(e);
+    }
+
+    /// Stop writing and give the output back; packets are still numbered (a live view goes on
+    /// after the file failed).
+    pub fn take_output(&mut self) -> Option<W> {
+        self.out.take()
+    }
+
+    /// Close what is open, flush, and give the output back (or the first write error).
     pub fn finish(mut self) -> io::Result<Option<W>> {
         self.close_all(SystemTime::now())?;
         self.flush()?;
@@ -408,7 +432,7 @@ impl<W: Write> Recording<W> {
     }
 
     /// A pure ACK from `from` acknowledging all the other side has sent.
-    fn ack(&mut self, conv: &Conversation, from: usize, t: u64) -> io::Result<()> {
+    fn ack(&mut self, conv: &Conversation, from: usize, t: u64) {
         let flags = Flags {
             ack: true,
             ..Flags::default()
@@ -417,7 +441,7 @@ impl<W: Write> Recording<W> {
         self.segment(conv, from, flags, seq, ack, &[], t)
     }
 
-    /// Number one packet and, when recording, write it.
+    /// Number one packet and, when recording, write it (a failure drops the output).
     #[allow(clippy::too_many_arguments)]
     fn segment(
         &mut self,
@@ -428,11 +452,27 @@ impl<W: Write> Recording<W> {
         ack: u32,
         payload: &[u8],
         t: u64,
-    ) -> io::Result<()> {
+    ) {
         self.packets += 1;
-        let Some(out) = self.out.as_mut() else {
-            return Ok(());
-        };
+        if self.out.is_none() {
+            return;
+        }
+        if let Err(e) = self.write_packet(conv, from, flags, seq, ack, payload, t) {
+            self.fail(e);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_packet(
+        &mut self,
+        conv: &Conversation,
+        from: usize,
+        flags: Flags,
+        seq: u32,
+        ack: u32,
+        payload: &[u8],
+        t: u64,
+    ) -> io::Result<()> {
         let (src, dst) = (conv.addrs[from], conv.addrs[1 - from]);
         let macs = if from == 0 {
             (CLIENT_MAC, BROKER_MAC)
@@ -476,7 +516,11 @@ impl<W: Write> Recording<W> {
             options: Vec::new(),
             block_len2: 0,
         };
-        out.write_all(&epb.to_vec().map_err(encode_error)?)
+        let block = epb.to_vec().map_err(encode_error)?;
+        match self.out.as_mut() {
+            Some(out) => out.write_all(&block),
+            None => Ok(()),
+        }
     }
 }
 
@@ -599,6 +643,44 @@ mod tests {
         })
         .unwrap();
         assert_eq!(times, [(4, 2_000_000_000.0)]);
+        assert!(rec.finish().unwrap().is_none());
+    }
+
+    /// A disk that fills up after `room` bytes.
+    struct Full {
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room < buf.len() {
+                return Err(io::Error::other("no space left on device"));
+            }
+            self.room -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_once_and_numbering_goes_on() {
+        let (c, b) = addrs();
+        let t = SystemTime::now();
+        let mut rec = Recording::new(Some(Full { room: 400 })).unwrap();
+        let s = rec.open(c, b, t).unwrap().stream;
+        rec.data(s, Side::Client, &[0; 1000], t, &mut |_| {})
+            .unwrap();
+        let err = rec.take_error().expect("the write error");
+        assert!(err.to_string().contains("no space"), "{err}");
+        assert!(rec.take_error().is_none());
+        let mut packets = Vec::new();
+        rec.data(s, Side::Broker, b"x", t, &mut |seg| {
+            packets.push(seg.packet)
+        })
+        .unwrap();
+        assert_eq!(packets, [5]);
         assert!(rec.finish().unwrap().is_none());
     }
 
