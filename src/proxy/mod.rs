@@ -288,3 +288,71 @@ fn report(stats: &Stats, queue: Option<&view::ViewQueue>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ProxyArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ProxyArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("proxy").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn one_delay_for_both_ways_and_one_per_direction_over_it() {
+        let f = parse(&["--delay", "50ms"]).unwrap().faults();
+        assert_eq!(
+            (f.delay_up, f.delay_down),
+            (Duration::from_millis(50), Duration::from_millis(50))
+        );
+        let f = parse(&["--delay", "50ms", "--delay-down", "10ms"])
+            .unwrap()
+            .faults();
+        assert_eq!(
+            (f.delay_up, f.delay_down),
+            (Duration::from_millis(50), Duration::from_millis(10))
+        );
+        let f = parse(&["--delay-up", "1s"]).unwrap().faults();
+        assert_eq!(
+            (f.delay_up, f.delay_down),
+            (Duration::from_secs(1), Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn faults_and_views_that_cannot_go_together_are_refused() {
+        assert_eq!(
+            parse(&["--cut-after", "3"]).unwrap().faults().after,
+            Some((3, Action::Cut))
+        );
+        assert_eq!(
+            parse(&["--stall-after", "3"]).unwrap().faults().after,
+            Some((3, Action::Stall))
+        );
+        assert!(parse(&["--cut-after", "3", "--stall-after", "4"]).is_err());
+        assert!(parse(&["--cut-after", "0"]).is_err());
+        assert!(parse(&["--quiet", "--json"]).is_err());
+        assert!(
+            parse(&["--tls-cert", "a.pem"]).is_err(),
+            "a certificate needs its key"
+        );
+        assert!(
+            parse(&["--upstream-ca", "ca.pem"]).is_err(),
+            "a CA needs --upstream-tls"
+        );
+    }
+
+    #[test]
+    fn the_upstream_host_is_what_tls_checks() {
+        let host = |u: &str| parse(&["--upstream", u]).unwrap().upstream_host();
+        assert_eq!(host("localhost:5671"), "localhost");
+        assert_eq!(host("[::1]:5671"), "::1");
+        assert_eq!(host("127.0.0.1:5671"), "127.0.0.1");
+    }
+}

@@ -36,7 +36,8 @@ enum Seen {
         /// Bytes of this direction dropped just before these.
         missed: u64,
     },
-    End(u32),
+    /// The connection is over; bytes of each direction (client, broker) dropped at its end.
+    End(u32, [u64; 2]),
     /// The proxy is stopping: print the tail and return.
     Stop,
 }
@@ -124,10 +125,12 @@ impl Watch for ViewQueue {
 
     fn ended(&self, stream: u32) {
         let mut missed = self.missed.lock().unwrap_or_else(|p| p.into_inner());
-        missed.remove(&(stream, Side::Client));
-        missed.remove(&(stream, Side::Broker));
+        let tail = [
+            missed.remove(&(stream, Side::Client)).unwrap_or(0),
+            missed.remove(&(stream, Side::Broker)).unwrap_or(0),
+        ];
         drop(missed);
-        self.send(Seen::End(stream));
+        self.send(Seen::End(stream, tail));
     }
 }
 
@@ -211,8 +214,15 @@ fn print_loop(
                     live.push(from, &bytes, packet, Some(time), &mut |e| events.push(e));
                 }
             }
-            Seen::End(stream) => {
+            Seen::End(stream, tail) => {
                 if let Some(mut live) = streams.remove(&stream) {
+                    for (from, missed) in [Side::Client, Side::Broker].into_iter().zip(tail) {
+                        if missed > 0 {
+                            live.gap(from, missed, "the live view fell behind", &mut |e| {
+                                events.push(e)
+                            });
+                        }
+                    }
                     live.finish(&mut |e| events.push(e));
                 }
             }
