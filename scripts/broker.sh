@@ -103,6 +103,21 @@ ensure_pika() {
     python3 -c 'import pika' 2>/dev/null || die "could not install pika (try: python3 -m pip install pika)"
 }
 
+# prometheus_client: its OpenMetrics parser checks our /metrics output in tests/metrics.rs.
+ensure_prometheus_client() {
+    if python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
+        return 0
+    fi
+    log "installing prometheus_client"
+    if python3 -m pip --version >/dev/null 2>&1 && python3 -m pip install -q prometheus_client >&2; then
+        :
+    elif command -v apt-get >/dev/null; then
+        apt_install python3-prometheus-client
+    fi
+    python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null \
+        || die "could not install prometheus_client (try: python3 -m pip install prometheus_client)"
+}
+
 status() {
     local rc=0
     if amqp_answers; then
@@ -144,6 +159,7 @@ case "${1:-ensure}" in
     ensure)
         ensure_broker
         ensure_pika
+        ensure_prometheus_client
         ;;
     status) status ;;
     stop) stop_broker ;;

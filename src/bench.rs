@@ -245,13 +245,15 @@ async fn raw(args: &BenchArgs) -> Result<Report, BoxError> {
     let (mut published, mut received) = (0u64, 0u64);
     while received < args.calls {
         while published < args.calls && published - received < RAW_WINDOW {
-            publish.basic_publish(
-                "",
-                &queue,
-                amqp_client::BasicPublishOptions::default(),
-                &properties,
-                &payload,
-            )?;
+            publish
+                .basic_publish(
+                    "",
+                    &queue,
+                    amqp_client::BasicPublishOptions::default(),
+                    &properties,
+                    &payload,
+                )
+                .await?;
             published += 1;
         }
         consumer.recv().await?;

@@ -31,6 +31,10 @@ pub struct CallArgs {
     /// Receive the reply by RabbitMQ's direct reply-to instead of a callback queue.
     #[arg(long)]
     pub direct_reply_to: bool,
+    /// Ask in JSON (`{"n": N}`, `content_type: application/json`) and print the JSON reply
+    /// (`{"n": N, "fib": "…"}`). Anything but a number is sent as the JSON body as it is.
+    #[arg(long)]
+    pub json: bool,
     /// Send the correlation id as the uuid's 16 raw bytes (as RabbitMQ's Erlang tutorial client
     /// does) instead of its 36-character text.
     #[arg(long)]
@@ -86,6 +90,30 @@ async fn call(args: &CallArgs) -> Result<(), String> {
         .await
         .map_err(|e| explain_connect(&e.to_string()))?;
     println!(" [x] Requesting fib({})", args.n);
+    if args.json {
+        let body = match args.n.parse::<u64>() {
+            Ok(n) => serde_json::to_vec(&rpc_wire::json::FibRequest { n }).unwrap_or_default(),
+            Err(_) => args.n.clone().into_bytes(),
+        };
+        let mut options = CallOptions::timeout(args.timeout);
+        options.properties.content_type = Some(rpc_wire::CONTENT_TYPE_JSON.into());
+        let reply = client
+            .call_raw_with(
+                &args.queue,
+                body.into(),
+                options,
+                args.n.parse::<u64>().is_ok(),
+            )
+            .await;
+        let _ = client.close().await;
+        return match reply {
+            Ok(reply) => {
+                println!(" [.] Got {}", amqp_codec::Escaped(&reply.body));
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+    }
     let answer = match args.n.parse::<u64>() {
         Ok(n) => client.fib(n).await,
         // Not an n our client would send: send it verbatim and let the server judge it.
@@ -134,15 +162,40 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Logs to stderr through `tracing`, filtered by `RUST_LOG` (else `default`, e.g. `warn`).
 pub fn init_logging(default: &str) {
+    init_logging_as(default, LogFormat::Text);
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and every field of the
+    /// event at the top level (a request's `trace_id` among them), plus the enclosing spans.
+    Json,
+}
+
+/// [`init_logging`] in the given format.
+pub fn init_logging_as(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A log line to a closed stderr (the parent went away) must not panic the worker.
-        .log_internal_errors(false)
-        .try_init();
+        .log_internal_errors(false);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Prints one clear error line and returns the failure exit code.

@@ -12,6 +12,7 @@ mod demo;
 mod proxy;
 mod record;
 mod serve;
+use amqp_rpc::metrics;
 
 #[derive(Debug, Parser)]
 #[command(name = "amqp-rpc", version, about = "AMQP 0-9-1 RPC from raw TCP")]

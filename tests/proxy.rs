@@ -679,6 +679,7 @@ fn delays_hold_each_direction_back() {
                 &amqp_client::BasicProperties::default(),
                 b"late",
             )
+            .await
             .unwrap();
             consumer.recv().await.unwrap();
             let took = t.elapsed();

@@ -149,6 +149,7 @@ async fn a_duplicate_answer_after_a_crash_before_the_ack_is_dropped() {
         &props,
         b"75025",
     )
+    .await
     .unwrap();
     let answer = within("first answer", Duration::from_secs(10), call)
         .await

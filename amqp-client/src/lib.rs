@@ -19,7 +19,7 @@
 //!     .basic_consume(&queue.queue, BasicConsumeOptions { no_ack: true, ..Default::default() })
 //!     .await?;
 //! let props = BasicProperties::default().with_correlation_id("42");
-//! channel.basic_publish("", &queue.queue, BasicPublishOptions::default(), &props, b"30")?;
+//! channel.basic_publish("", &queue.queue, BasicPublishOptions::default(), &props, b"30").await?;
 //! let delivery = consumer.recv().await?;
 //! assert_eq!(&delivery.body[..], b"30");
 //! conn.close().await?;
@@ -54,6 +54,7 @@ pub use channel::basic::{
 pub use channel::exchange::{ExchangeDeclareOptions, ExchangeDeleteOptions};
 pub use channel::queue::{QueueDeclareOk, QueueDeclareOptions, QueueDeleteOptions};
 pub use channel::Channel;
+pub use connection::shared::{SEND_HIGH_WATER, SEND_LOW_WATER};
 pub use connection::Connection;
 pub use error::{Error, Result};
 pub use message::{

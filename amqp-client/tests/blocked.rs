@@ -59,6 +59,7 @@ async fn memory_alarm_blocks_and_unblocks_publishers() {
         &BasicProperties::default(),
         b"during alarm",
     )
+    .await
     .unwrap();
     within("connection.blocked", blocked.wait_for(|b| b.is_some()))
         .await

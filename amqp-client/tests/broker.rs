@@ -303,6 +303,7 @@ async fn exchanges_bindings_publish_get_purge() {
             &props,
             format!("m{i}").as_bytes(),
         )
+        .await
         .unwrap();
     }
     // basic.get until the messages have arrived (publishing is asynchronous).
@@ -419,6 +420,7 @@ async fn consume_ack_nack_reject_and_qos() {
             &props,
             body.as_bytes(),
         )
+        .await
         .unwrap();
     }
     let a = within("delivery a", consumer.recv()).await.unwrap();
@@ -516,6 +518,7 @@ async fn mandatory_unroutable_message_is_returned() {
         &props,
         b"lost",
     )
+    .await
     .unwrap();
     // Not mandatory: silently dropped, nothing comes back.
     ch.basic_publish(
@@ -525,6 +528,7 @@ async fn mandatory_unroutable_message_is_returned() {
         &props,
         b"dropped",
     )
+    .await
     .unwrap();
     let r = within("basic.return", returns.recv()).await.unwrap();
     assert_eq!(r.reply_code, 312);
@@ -551,7 +555,8 @@ async fn publisher_confirms_ack_and_nack() {
             amqp_client::BasicPublishOptions::default(),
             &BasicProperties::default(),
             b""
-        ),
+        )
+        .await,
         Err(Error::NotInConfirmMode)
     ));
     ch.confirm_select().await.unwrap();
@@ -578,6 +583,7 @@ async fn publisher_confirms_ack_and_nack() {
             &props,
             b"1",
         )
+        .await
         .unwrap();
     let second = ch
         .basic_publish_confirmed(
@@ -587,6 +593,7 @@ async fn publisher_confirms_ack_and_nack() {
             &props,
             b"2",
         )
+        .await
         .unwrap();
     assert_eq!((first.delivery_tag(), second.delivery_tag()), (1, 2));
     assert_eq!(
@@ -606,6 +613,7 @@ async fn publisher_confirms_ack_and_nack() {
         &props,
         b"x",
     )
+    .await
     .unwrap();
     let mut burst = Vec::new();
     for _ in 0..200 {
@@ -617,6 +625,7 @@ async fn publisher_confirms_ack_and_nack() {
                 &props,
                 b"y",
             )
+            .await
             .unwrap(),
         );
     }
@@ -646,6 +655,7 @@ async fn round_trip_sizes(uri: &str, sizes: &[usize]) {
             &BasicProperties::default().with_message_id(size.to_string()),
             &body,
         )
+        .await
         .unwrap();
         let d = within("large delivery", consumer.recv()).await.unwrap();
         assert_eq!(d.body.len(), size, "size {size}");
@@ -704,7 +714,8 @@ async fn many_channels_in_parallel() {
                     amqp_client::BasicPublishOptions::default(),
                     &BasicProperties::default(),
                     &i.to_be_bytes(),
-                )?;
+                )
+                .await?;
             }
             for i in 0..50u32 {
                 let d = c.recv().await?;
@@ -739,6 +750,7 @@ async fn dropped_consumer_gives_its_messages_back() {
             &BasicProperties::default(),
             &[i],
         )
+        .await
         .unwrap();
     }
     let first = within("first delivery", consumer.recv()).await.unwrap();
@@ -796,6 +808,7 @@ async fn heartbeats_survive_heavy_traffic() {
                 &BasicProperties::default(),
                 &body,
             )
+            .await
             .unwrap();
         }
         for _ in 0..16 {
@@ -830,6 +843,7 @@ async fn round_trip_latency_is_reported() {
             &props,
             b"30",
         )
+        .await
         .unwrap();
         within("latency delivery", consumer.recv()).await.unwrap();
         samples.push(t.elapsed());
@@ -859,6 +873,7 @@ async fn crossing_channel_closes_keep_the_connection() {
             &props,
             b"x",
         )
+        .await
         .unwrap();
         let _ = within("channel close", ch.close()).await;
     }

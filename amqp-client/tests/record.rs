@@ -80,6 +80,7 @@ async fn exchange(conn: Connection) {
         &amqp_client::BasicProperties::default(),
         &vec![5u8; 200_000],
     )
+    .await
     .unwrap();
     let d = within("delivery", consumer.recv()).await.unwrap();
     assert_eq!(d.body.len(), 200_000);

@@ -43,6 +43,7 @@ async fn round_trip(conn: &Connection) {
         &BasicProperties::default(),
         &big,
     )
+    .await
     .unwrap();
     let d = within("TLS delivery", consumer.recv()).await.unwrap();
     assert_eq!(d.body.len(), big.len());

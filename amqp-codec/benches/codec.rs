@@ -9,6 +9,9 @@
 //! Cases (each a byte stream, decoded frame by frame from the first byte to the last):
 //! - `seed_header`: the 90-byte content header frame of tutorial six's request;
 //! - `rpc_request`: `basic.publish` + that header + the 2-byte body `30`;
+//! - `rpc_request_traced`: the same request as the RPC layer sends it with deadlines and trace
+//!   context: `expiration` and a `headers` table of `x-deadline` (signed 64-bit) and `traceparent`
+//!   (a 55-character long string); the `read_headers` group also reads those two headers back;
 //! - `deliver_{1k,64k,1m}`: `basic.deliver` + a header with all 14 properties (a 10-entry
 //!   `headers` table among them) + a 1 KiB / 64 KiB / 1 MiB body in one body frame: the decode
 //!   time should not grow with the body, which is a zero-copy slice of the input;
@@ -87,6 +90,37 @@ fn rpc_request() -> Case {
     )
     .unwrap();
     case("rpc_request", wire)
+}
+
+/// The W3C trace context of a request (55 characters: version, trace id, span id, flags).
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// The properties of a request with a deadline and trace context, as the RPC layer sends it.
+fn traced_properties() -> BasicProperties {
+    rpc_properties().with_expiration("5000").with_headers(
+        FieldTable::new()
+            .with("x-deadline", 1_700_000_005_000i64)
+            .with("traceparent", TRACEPARENT),
+    )
+}
+
+fn rpc_request_traced() -> Case {
+    assert_eq!(TRACEPARENT.len(), 55);
+    let publish = BasicPublish {
+        routing_key: "rpc_queue".into(),
+        ..Default::default()
+    };
+    let mut wire = BytesMut::new();
+    encode_message(
+        &mut wire,
+        1,
+        &publish.into(),
+        &traced_properties(),
+        b"30",
+        FRAME_MAX,
+    )
+    .unwrap();
+    case("rpc_request_traced", wire)
 }
 
 /// A `headers` table of ten entries of the types applications and RabbitMQ put there.
@@ -264,6 +298,7 @@ fn cases() -> Vec<Case> {
     vec![
         seed_header(),
         rpc_request(),
+        rpc_request_traced(),
         deliver("deliver_1k", 1 << 10),
         deliver("deliver_64k", 64 << 10),
         deliver("deliver_1m", 1 << 20),
@@ -277,6 +312,53 @@ fn decode_ours(stream: &Bytes) -> usize {
     let mut n = 0;
     while let Some(frame) = decoder.decode_bytes(&mut src).unwrap() {
         black_box(frame);
+        n += 1;
+    }
+    n
+}
+
+/// Decode, then read `x-deadline` and `traceparent` from each content header, as the server
+/// does with every request: in place with `lookup`/`lookup_str`, or through `get` (which decodes
+/// the table).
+fn read_headers_ours(stream: &Bytes, in_place: bool) -> usize {
+    let mut decoder = FrameDecoder::new(0);
+    let mut src = stream.clone();
+    let mut n = 0;
+    while let Some(frame) = decoder.decode_bytes(&mut src).unwrap() {
+        if let Frame::Header(_, h) = &frame {
+            let headers = h.properties.headers.as_ref().unwrap();
+            if in_place {
+                let deadline = headers.lookup("x-deadline");
+                assert!(matches!(deadline, Some(FieldValue::LongLongInt(_))));
+                black_box(deadline);
+                black_box(headers.lookup_str("traceparent"));
+            } else {
+                let deadline = headers.get("x-deadline");
+                assert!(matches!(deadline, Some(FieldValue::LongLongInt(_))));
+                black_box(deadline);
+                black_box(headers.get("traceparent"));
+            }
+        }
+        black_box(frame);
+        n += 1;
+    }
+    n
+}
+
+fn read_headers_amq_protocol(stream: &[u8]) -> usize {
+    let mut input = stream;
+    let mut n = 0;
+    while !input.is_empty() {
+        let (rest, frame) = amq_protocol::frame::parse_frame(input).unwrap();
+        if let amq_protocol::frame::AMQPFrame::Header(_, _, h) = &frame {
+            let headers = h.properties.headers().as_ref().unwrap().inner();
+            let deadline = headers.get("x-deadline");
+            assert!(deadline.is_some());
+            black_box(deadline);
+            black_box(headers.get("traceparent"));
+        }
+        black_box(frame);
+        input = rest;
         n += 1;
     }
     n
@@ -335,6 +417,21 @@ fn bench(c: &mut Criterion) {
             b.iter(|| decode_amq_protocol(black_box(&case.bytes)))
         });
         group.finish();
+
+        if case.name == "rpc_request_traced" {
+            let mut group = c.benchmark_group(format!("read_headers/{}", case.name));
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_function(BenchmarkId::from_parameter("amqp-codec lookup"), |b| {
+                b.iter(|| read_headers_ours(black_box(&case.bytes), true))
+            });
+            group.bench_function(BenchmarkId::from_parameter("amqp-codec get"), |b| {
+                b.iter(|| read_headers_ours(black_box(&case.bytes), false))
+            });
+            group.bench_function(BenchmarkId::from_parameter("amq-protocol"), |b| {
+                b.iter(|| read_headers_amq_protocol(black_box(&case.bytes)))
+            });
+            group.finish();
+        }
 
         let theirs: Vec<_> = {
             let mut input = &case.bytes[..];

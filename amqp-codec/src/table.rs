@@ -8,8 +8,8 @@
 //! # Decoded tables are validated bytes, read lazily
 //! Decoding a table checks its whole structure once (every length against the bytes present and
 //! against its enclosing table, every type letter), with the same errors and offsets as a full
-//! decode, and then keeps the table as a zero-copy slice of the frame: no entry is built and nothing
-//! is allocated. Entries are decoded when asked for:
+//! decode, and then keeps the table as a zero-copy slice of the frame, in one small box (an empty
+//! table has none): no entry is built. Entries are decoded when asked for:
 //! - [`FieldTable::lookup`], [`FieldTable::lookup_str`], [`FieldTable::entries`] and
 //!   [`FieldTable::len`] read the bytes in place (a lookup of `x-deadline` in a request's headers
 //!   builds only that value; `lookup_str("traceparent")` borrows the string from the frame);
@@ -19,9 +19,9 @@
 //! A table that is never modified re-encodes by copying its bytes. Inserting into a decoded table
 //! turns it into an ordinary owned table (its entries decoded, its bytes dropped).
 //!
-//! Before, every entry was materialised on decode (~72 bytes and an allocation per entry); the
-//! tutorial-six captures, with the handshake's client and server properties, decoded only ~5× faster
-//! than amq-protocol against 10-17× on table-free frames. BENCHMARKS.md has the figures since.
+//! Before, every entry was built on decode (72 bytes each, and a reference count per string):
+//! callgrind counted 1,036 instructions per frame on the tutorial-six captures with their handshake,
+//! 682 since (BENCHMARKS.md has the figures).
 //!
 //! Tables nest to any depth the input has. Validation, encoding and dropping are iterative (an explicit
 //! stack, not recursion), so hostile input several thousand levels deep cannot overflow the stack;
@@ -135,8 +135,8 @@ impl FieldValue {
     /// True for a container holding decoded children: what dropping must dismantle by hand.
     fn has_children(&self) -> bool {
         match self {
-            FieldValue::FieldTable(t) => t.cache.get().is_some_and(|e| !e.is_empty()),
-            FieldValue::FieldArray(a) => a.cache.get().is_some_and(|v| !v.is_empty()),
+            FieldValue::FieldTable(t) => matches!(t.0.view(), View::Entries(e) if !e.is_empty()),
+            FieldValue::FieldArray(a) => matches!(a.0.view(), View::Entries(v) if !v.is_empty()),
             _ => false,
         }
     }
@@ -190,65 +190,143 @@ impl From<FieldArray> for FieldValue {
 /// bytes, decoded on demand (see the [module docs](self)); a built one holds its entries. Equality,
 /// `Debug` and encoding do not depend on which.
 #[derive(Clone, Default)]
-pub struct FieldTable {
-    /// The table's validated wire bytes (without the length prefix) while it is as decoded, else
-    /// empty. When not empty, these bytes are exactly the encoding of the entries.
-    raw: Bytes,
-    /// The entries: decoded from `raw` on first [`get`](Self::get) or [`iter`](Self::iter), or
-    /// built in memory. Unset with `raw` empty means no entries.
-    cache: OnceLock<Vec<(ShortString, FieldValue)>>,
-}
+pub struct FieldTable(Lazy<(ShortString, FieldValue)>);
 
 /// A field array: values in order.
 ///
 /// Decoded lazily, as [`FieldTable`] is.
 #[derive(Clone, Default)]
-pub struct FieldArray {
-    /// As in [`FieldTable`].
+pub struct FieldArray(Lazy<FieldValue>);
+
+/// The two states of a table or array.
+///
+/// 24 bytes, as a bare `Vec` is: a decoded container keeps its bytes and its cache behind one box
+/// (an allocation per decoded non-empty table, as the eager decoder's `Vec` was). Kept inline, the
+/// two made a table 64 bytes, and every `Method` and `Frame` 40 bytes larger: +5 % instructions
+/// per frame on table-free traffic (callgrind), all of it in moving frames.
+#[derive(Clone)]
+enum Lazy<E> {
+    /// Built in memory, or changed after decoding: the entries are the truth.
+    Built(Vec<E>),
+    /// As decoded; never empty (an empty container is `Built`).
+    Decoded(Box<Decoded<E>>),
+}
+
+#[derive(Clone)]
+struct Decoded<E> {
+    /// The validated wire bytes, without the length prefix: exactly the encoding of the entries.
     raw: Bytes,
-    /// As in [`FieldTable`].
-    cache: OnceLock<Vec<FieldValue>>,
+    /// The entries, decoded from `raw` on the first call that lends references.
+    cache: OnceLock<Vec<E>>,
+}
+
+/// What a container can be read from without decoding it.
+enum View<'a, E> {
+    Entries(&'a [E]),
+    Raw(&'a Bytes),
+}
+
+impl<E> Default for Lazy<E> {
+    fn default() -> Self {
+        Lazy::Built(Vec::new())
+    }
+}
+
+impl<E> Lazy<E> {
+    /// Over bytes `validate` accepted.
+    fn from_validated(raw: Bytes) -> Self {
+        if raw.is_empty() {
+            return Lazy::Built(Vec::new());
+        }
+        Lazy::Decoded(Box::new(Decoded {
+            raw,
+            cache: OnceLock::new(),
+        }))
+    }
+
+    /// The decoded entries if there are any, else the bytes.
+    fn view(&self) -> View<'_, E> {
+        match self {
+            Lazy::Built(entries) => View::Entries(entries),
+            Lazy::Decoded(d) => match d.cache.get() {
+                Some(entries) => View::Entries(entries),
+                None => View::Raw(&d.raw),
+            },
+        }
+    }
+
+    /// The entries, decoded (and kept) on first use.
+    fn decoded(&self, decode: fn(&Bytes) -> Vec<E>) -> &[E] {
+        match self {
+            Lazy::Built(entries) => entries,
+            Lazy::Decoded(d) => d.cache.get_or_init(|| decode(&d.raw)),
+        }
+    }
+
+    /// The wire bytes of an untouched decoded container.
+    #[cfg(test)]
+    fn raw(&self) -> Option<&Bytes> {
+        match self {
+            Lazy::Built(_) => None,
+            Lazy::Decoded(d) => Some(&d.raw),
+        }
+    }
+
+    /// The entries built or decoded so far, without decoding any.
+    fn cached_mut(&mut self) -> Option<&mut Vec<E>> {
+        match self {
+            Lazy::Built(entries) => Some(entries),
+            Lazy::Decoded(d) => d.cache.get_mut(),
+        }
+    }
+
+    /// Change the entries: from here on the container is built, not decoded.
+    fn modify<R>(
+        &mut self,
+        decode: fn(&Bytes) -> Vec<E>,
+        change: impl FnOnce(&mut Vec<E>) -> R,
+    ) -> R {
+        let mut entries = match std::mem::take(self) {
+            Lazy::Built(entries) => entries,
+            Lazy::Decoded(mut d) => d.cache.take().unwrap_or_else(|| decode(&d.raw)),
+        };
+        let out = change(&mut entries);
+        *self = Lazy::Built(entries);
+        out
+    }
+
+    /// The entries, taken out.
+    fn take_entries(&mut self, decode: fn(&Bytes) -> Vec<E>) -> Vec<E> {
+        match std::mem::take(self) {
+            Lazy::Built(entries) => entries,
+            Lazy::Decoded(mut d) => d.cache.take().unwrap_or_else(|| decode(&d.raw)),
+        }
+    }
 }
 
 impl FieldTable {
     /// An empty table.
     pub const fn new() -> Self {
-        FieldTable {
-            raw: Bytes::new(),
-            cache: OnceLock::new(),
-        }
+        FieldTable(Lazy::Built(Vec::new()))
     }
 
     /// A table over bytes `validate` accepted.
     fn from_validated(raw: Bytes) -> Self {
-        FieldTable {
-            raw,
-            cache: OnceLock::new(),
-        }
+        FieldTable(Lazy::from_validated(raw))
     }
 
     fn from_entries(entries: Vec<(ShortString, FieldValue)>) -> Self {
-        FieldTable {
-            raw: Bytes::new(),
-            cache: OnceLock::from(entries),
-        }
+        FieldTable(Lazy::Built(entries))
     }
 
     /// The entries, decoding them on first use.
     fn decoded(&self) -> &[(ShortString, FieldValue)] {
-        self.cache.get_or_init(|| decode_entries(&self.raw))
+        self.0.decoded(decode_entries)
     }
 
     /// Change the entries: from here on the table is built, not decoded.
     fn modify<R>(&mut self, change: impl FnOnce(&mut Vec<(ShortString, FieldValue)>) -> R) -> R {
-        let mut entries = match self.cache.take() {
-            Some(entries) => entries,
-            None => decode_entries(&self.raw),
-        };
-        self.raw = Bytes::new();
-        let out = change(&mut entries);
-        self.cache = OnceLock::from(entries);
-        out
+        self.0.modify(decode_entries, change)
     }
 
     /// Set `name` to `value`, replacing an existing entry of that name in place.
@@ -290,16 +368,19 @@ impl FieldTable {
     /// of the names, and only the value asked for is built (a string is a zero-copy slice, a
     /// nested table stays undecoded). The cheap way to read one header of a message.
     pub fn lookup(&self, name: &str) -> Option<FieldValue> {
-        if let Some(entries) = self.cache.get() {
-            return entries
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone());
-        }
-        let mut walk = Walk::new(&self.raw);
+        let raw = match self.0.view() {
+            View::Entries(entries) => {
+                return entries
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.clone())
+            }
+            View::Raw(raw) => raw,
+        };
+        let mut walk = Walk::new(raw);
         while !walk.at_end() {
             let at = walk.name()?;
-            if self.raw.get(at) == Some(name.as_bytes()) {
+            if raw.get(at) == Some(name.as_bytes()) {
                 return walk.value();
             }
             walk.skip_value()?;
@@ -311,19 +392,22 @@ impl FieldTable {
     /// array (`x`), borrowed from the table: no copy, no reference count. `None` when there is no
     /// such entry or its value has another type. For headers such as `traceparent` or `x-error`.
     pub fn lookup_bytes(&self, name: &str) -> Option<&[u8]> {
-        if let Some(entries) = self.cache.get() {
-            return match entries.iter().find(|(k, _)| *k == name)?.1 {
-                FieldValue::LongString(ref s) => Some(s.as_bytes()),
-                FieldValue::ByteArray(ref b) => Some(b),
-                _ => None,
-            };
-        }
-        let mut walk = Walk::new(&self.raw);
+        let raw = match self.0.view() {
+            View::Entries(entries) => {
+                return match entries.iter().find(|(k, _)| *k == name)?.1 {
+                    FieldValue::LongString(ref s) => Some(s.as_bytes()),
+                    FieldValue::ByteArray(ref b) => Some(b),
+                    _ => None,
+                }
+            }
+            View::Raw(raw) => raw,
+        };
+        let mut walk = Walk::new(raw);
         while !walk.at_end() {
             let at = walk.name()?;
-            if self.raw.get(at) == Some(name.as_bytes()) {
+            if raw.get(at) == Some(name.as_bytes()) {
                 return match walk.u8()? {
-                    b'S' | b'x' => self.raw.get(walk.long()?),
+                    b'S' | b'x' => raw.get(walk.long()?),
                     _ => None,
                 };
             }
@@ -339,13 +423,14 @@ impl FieldTable {
 
     /// True when an entry is named `name` (a scan of the names; nothing is decoded).
     pub fn contains_key(&self, name: &str) -> bool {
-        if let Some(entries) = self.cache.get() {
-            return entries.iter().any(|(k, _)| *k == name);
-        }
-        let mut walk = Walk::new(&self.raw);
+        let raw = match self.0.view() {
+            View::Entries(entries) => return entries.iter().any(|(k, _)| *k == name),
+            View::Raw(raw) => raw,
+        };
+        let mut walk = Walk::new(raw);
         while !walk.at_end() {
             let Some(at) = walk.name() else { break };
-            if self.raw.get(at) == Some(name.as_bytes()) {
+            if raw.get(at) == Some(name.as_bytes()) {
                 return true;
             }
             if walk.skip_value().is_none() {
@@ -364,34 +449,34 @@ impl FieldTable {
     /// The entries in wire order as owned values, decoded one at a time from the table's bytes
     /// (or cloned from a built table). Nothing is kept: the table stays as cheap as it was.
     pub fn entries(&self) -> Entries<'_> {
-        match self.cache.get() {
-            Some(entries) => Entries(EntriesInner::Built(entries.iter())),
-            None => Entries(EntriesInner::Raw {
-                src: &self.raw,
-                walk: Walk::new(&self.raw),
+        match self.0.view() {
+            View::Entries(entries) => Entries(EntriesInner::Built(entries.iter())),
+            View::Raw(raw) => Entries(EntriesInner::Raw {
+                src: raw,
+                walk: Walk::new(raw),
             }),
         }
     }
 
     /// Number of entries (counted in the bytes of a decoded table, without decoding them).
     pub fn len(&self) -> usize {
-        match self.cache.get() {
-            Some(entries) => entries.len(),
-            None => count(&self.raw, true),
+        match self.0.view() {
+            View::Entries(entries) => entries.len(),
+            View::Raw(raw) => count(raw, true),
         }
     }
 
     /// True when there are no entries.
     pub fn is_empty(&self) -> bool {
-        self.raw.is_empty() && self.cache.get().is_none_or(Vec::is_empty)
+        match self.0.view() {
+            View::Entries(entries) => entries.is_empty(),
+            View::Raw(raw) => raw.is_empty(),
+        }
     }
 
     /// The entries, taken out.
     pub fn into_entries(mut self) -> Vec<(ShortString, FieldValue)> {
-        match self.cache.take() {
-            Some(entries) => entries,
-            None => decode_entries(&self.raw),
-        }
+        self.0.take_entries(decode_entries)
     }
 
     /// Decode one length-prefixed table from `src`, which must hold exactly that. Offsets in errors
@@ -421,10 +506,7 @@ impl fmt::Debug for FieldTable {
         struct List<'a>(&'a FieldTable);
         impl fmt::Debug for List<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self.0.cache.get() {
-                    Some(entries) => f.debug_list().entries(entries).finish(),
-                    None => f.debug_list().entries(self.0.entries()).finish(),
-                }
+                f.debug_list().entries(self.0.entries()).finish()
             }
         }
         f.debug_tuple("FieldTable").field(&List(self)).finish()
@@ -434,8 +516,8 @@ impl fmt::Debug for FieldTable {
 impl PartialEq for FieldTable {
     /// Entry by entry, in order (so a NaN value is unequal to itself, as `f64` is).
     fn eq(&self, other: &Self) -> bool {
-        match (self.cache.get(), other.cache.get()) {
-            (Some(a), Some(b)) => a == b,
+        match (self.0.view(), other.0.view()) {
+            (View::Entries(a), View::Entries(b)) => a == b,
             _ => self.entries().eq(other.entries()),
         }
     }
@@ -502,66 +584,51 @@ impl fmt::Debug for Entries<'_> {
 impl FieldArray {
     /// An empty array.
     pub const fn new() -> Self {
-        FieldArray {
-            raw: Bytes::new(),
-            cache: OnceLock::new(),
-        }
+        FieldArray(Lazy::Built(Vec::new()))
     }
 
     fn from_validated(raw: Bytes) -> Self {
-        FieldArray {
-            raw,
-            cache: OnceLock::new(),
-        }
-    }
-
-    fn decoded(&self) -> &[FieldValue] {
-        self.cache.get_or_init(|| decode_values(&self.raw))
+        FieldArray(Lazy::from_validated(raw))
     }
 
     /// Append a value.
     pub fn push(&mut self, value: impl Into<FieldValue>) {
-        let mut values = match self.cache.take() {
-            Some(values) => values,
-            None => decode_values(&self.raw),
-        };
-        self.raw = Bytes::new();
-        values.push(value.into());
-        self.cache = OnceLock::from(values);
+        let value = value.into();
+        self.0.modify(decode_values, |values| values.push(value));
     }
 
     /// The values in order, by reference (decodes a decoded array's values once).
     pub fn iter(&self) -> std::slice::Iter<'_, FieldValue> {
-        self.decoded().iter()
+        self.0.decoded(decode_values).iter()
     }
 
     /// The values in order as owned values, decoded one at a time; nothing is kept.
     pub fn values(&self) -> Values<'_> {
-        match self.cache.get() {
-            Some(values) => Values(ValuesInner::Built(values.iter())),
-            None => Values(ValuesInner::Raw(Walk::new(&self.raw))),
+        match self.0.view() {
+            View::Entries(values) => Values(ValuesInner::Built(values.iter())),
+            View::Raw(raw) => Values(ValuesInner::Raw(Walk::new(raw))),
         }
     }
 
     /// Number of values (counted in the bytes of a decoded array, without decoding them).
     pub fn len(&self) -> usize {
-        match self.cache.get() {
-            Some(values) => values.len(),
-            None => count(&self.raw, false),
+        match self.0.view() {
+            View::Entries(values) => values.len(),
+            View::Raw(raw) => count(raw, false),
         }
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.raw.is_empty() && self.cache.get().is_none_or(Vec::is_empty)
+        match self.0.view() {
+            View::Entries(values) => values.is_empty(),
+            View::Raw(raw) => raw.is_empty(),
+        }
     }
 
     /// The values, taken out.
     pub fn into_values(mut self) -> Vec<FieldValue> {
-        match self.cache.take() {
-            Some(values) => values,
-            None => decode_values(&self.raw),
-        }
+        self.0.take_entries(decode_values)
     }
 }
 
@@ -571,10 +638,7 @@ impl fmt::Debug for FieldArray {
         struct List<'a>(&'a FieldArray);
         impl fmt::Debug for List<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self.0.cache.get() {
-                    Some(values) => f.debug_list().entries(values).finish(),
-                    None => f.debug_list().entries(self.0.values()).finish(),
-                }
+                f.debug_list().entries(self.0.values()).finish()
             }
         }
         f.debug_tuple("FieldArray").field(&List(self)).finish()
@@ -583,8 +647,8 @@ impl fmt::Debug for FieldArray {
 
 impl PartialEq for FieldArray {
     fn eq(&self, other: &Self) -> bool {
-        match (self.cache.get(), other.cache.get()) {
-            (Some(a), Some(b)) => a == b,
+        match (self.0.view(), other.0.view()) {
+            (View::Entries(a), View::Entries(b)) => a == b,
             _ => self.values().eq(other.values()),
         }
     }
@@ -592,10 +656,7 @@ impl PartialEq for FieldArray {
 
 impl From<Vec<FieldValue>> for FieldArray {
     fn from(v: Vec<FieldValue>) -> Self {
-        FieldArray {
-            raw: Bytes::new(),
-            cache: OnceLock::from(v),
-        }
+        FieldArray(Lazy::Built(v))
     }
 }
 
@@ -646,18 +707,18 @@ fn drop_deep(mut work: Vec<FieldValue>) {
     while let Some(mut v) = work.pop() {
         match &mut v {
             FieldValue::FieldTable(t) => {
-                if let Some(entries) = t.cache.take() {
+                if let Some(entries) = t.0.cached_mut() {
                     work.extend(
                         entries
-                            .into_iter()
+                            .drain(..)
                             .map(|(_, c)| c)
                             .filter(FieldValue::has_children),
                     );
                 }
             }
             FieldValue::FieldArray(a) => {
-                if let Some(values) = a.cache.take() {
-                    work.extend(values.into_iter().filter(FieldValue::has_children));
+                if let Some(values) = a.0.cached_mut() {
+                    work.extend(values.drain(..).filter(FieldValue::has_children));
                 }
             }
             _ => {}
@@ -667,7 +728,7 @@ fn drop_deep(mut work: Vec<FieldValue>) {
 
 impl Drop for FieldTable {
     fn drop(&mut self) {
-        if let Some(entries) = self.cache.get_mut() {
+        if let Some(entries) = self.0.cached_mut() {
             if entries.iter().any(|(_, v)| v.has_children()) {
                 drop_deep(
                     entries
@@ -683,7 +744,7 @@ impl Drop for FieldTable {
 
 impl Drop for FieldArray {
     fn drop(&mut self) {
-        if let Some(values) = self.cache.get_mut() {
+        if let Some(values) = self.0.cached_mut() {
             if values.iter().any(FieldValue::has_children) {
                 drop_deep(values.drain(..).filter(FieldValue::has_children).collect());
             }
@@ -994,12 +1055,13 @@ impl FieldTable {
         buf: &mut BytesMut,
         what: &'static str,
     ) -> Result<(), EncodeError> {
-        if !self.raw.is_empty() {
-            return put_raw(buf, &self.raw, what);
-        }
-        let Some(entries) = self.cache.get().filter(|e| !e.is_empty()) else {
-            buf.put_u32(0);
-            return Ok(());
+        let entries = match &self.0 {
+            Lazy::Decoded(d) => return put_raw(buf, &d.raw, what),
+            Lazy::Built(entries) if entries.is_empty() => {
+                buf.put_u32(0);
+                return Ok(());
+            }
+            Lazy::Built(entries) => entries,
         };
         let mut stack: Vec<(Pending<'_>, usize)> = Vec::with_capacity(4);
         stack.push((Pending::Table(entries.iter()), buf.len()));
@@ -1027,19 +1089,17 @@ impl FieldTable {
             };
             buf.put_u8(value.type_letter());
             match value {
-                FieldValue::FieldTable(t) if !t.raw.is_empty() => {
-                    put_raw(buf, &t.raw, "nested field table")?
+                FieldValue::FieldTable(FieldTable(Lazy::Decoded(d))) => {
+                    put_raw(buf, &d.raw, "nested field table")?
                 }
-                FieldValue::FieldTable(t) => {
-                    let entries = t.cache.get().map_or(&[][..], Vec::as_slice);
+                FieldValue::FieldTable(FieldTable(Lazy::Built(entries))) => {
                     stack.push((Pending::Table(entries.iter()), buf.len()));
                     buf.put_u32(0);
                 }
-                FieldValue::FieldArray(a) if !a.raw.is_empty() => {
-                    put_raw(buf, &a.raw, "field array")?
+                FieldValue::FieldArray(FieldArray(Lazy::Decoded(d))) => {
+                    put_raw(buf, &d.raw, "field array")?
                 }
-                FieldValue::FieldArray(a) => {
-                    let values = a.cache.get().map_or(&[][..], Vec::as_slice);
+                FieldValue::FieldArray(FieldArray(Lazy::Built(values))) => {
                     stack.push((Pending::Array(values.iter()), buf.len()));
                     buf.put_u32(0);
                 }

@@ -161,6 +161,12 @@ impl ChannelState {
         }
     }
 
+    /// Whether the channel has had its last event ([`Event::ChannelClosed`]): closed, or its
+    /// close crossed the broker's and only the number is still held.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.crossed || matches!(self.status, Status::Closed(_))
+    }
+
     /// Whether `tag` is a live (not cancelled) consumer of this channel.
     pub(crate) fn has_consumer(&self, tag: &[u8]) -> bool {
         self.consumers.get(tag).is_some_and(|c| !c.cancelling)

@@ -368,6 +368,11 @@ impl Connection {
         !self.out.is_empty()
     }
 
+    /// How many bytes wait to be written: what a driver bounds to give publishers backpressure.
+    pub fn transmit_len(&self) -> usize {
+        self.out.len()
+    }
+
     /// The next thing that happened, in order.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -391,8 +396,13 @@ impl Connection {
             earliest(self.last_send + hb / 2);
             earliest(self.last_recv + hb * 2);
         }
-        if let Some(at) = self.first_reply_deadline().and_then(|d| d.at) {
-            earliest(at);
+        // While closing, the close's own deadline bounds the wait. An overdue call is what may
+        // have started the close: naming its passed deadline again would fire a driver's timer
+        // at once, over and over, until close-ok (a busy loop of up to CLOSE_TIMEOUT).
+        if self.closing.is_none() {
+            if let Some(at) = self.first_reply_deadline().and_then(|d| d.at) {
+                earliest(at);
+            }
         }
         next
     }
@@ -534,7 +544,14 @@ impl Connection {
             let silence = now.saturating_duration_since(self.last_recv);
             if silence >= hb * 2 {
                 tracing::warn!(limit = ?(hb * 2), "heartbeat timeout: the broker sent nothing");
-                self.fail(Error::HeartbeatTimeout(hb * 2));
+                // A close of ours under way keeps its reason, as at EOF: the silence only ends
+                // the wait for its close-ok (the calls learn why the close began, e.g. a reply
+                // timeout, not that the broker then went quiet).
+                let error = match &self.closing {
+                    Some(c) => c.error.clone(),
+                    None => Error::HeartbeatTimeout(hb * 2),
+                };
+                self.fail(error);
                 return;
             }
             // Only when nothing else went out for half an interval (and nothing waits to).
@@ -611,21 +628,40 @@ impl Connection {
             )));
         }
         let expect = expected_replies(&method);
+        let consume_no_ack = match &method {
+            Method::BasicConsume(c) => Some(c.no_ack),
+            _ => None,
+        };
+        let cancel_nowait = match &method {
+            Method::BasicCancel(c) if c.nowait => Some(c.consumer_tag.clone()),
+            _ => None,
+        };
+        let (confirm_select, channel_close) = (
+            matches!(method, Method::ConfirmSelect(_)),
+            matches!(method, Method::ChannelClose(_)),
+        );
+        self.channel_mut(channel)?;
+        // Encode first: a method that cannot be encoded (a string over 255 bytes, the caller's
+        // error) must leave the channel as it was. Marking a channel.close's channel as closing
+        // before its encode failed left it refusing every call, its number held for good.
+        let start = self.out.len();
+        if let Err(e) = Frame::Method(channel.number, method).encode(&mut self.out) {
+            self.out.truncate(start);
+            return Err(e.into());
+        }
         let seq = self.next_call_seq;
+        // Nothing changed since the check above: this cannot fail.
         let ch = self.channel_mut(channel)?;
-        match &method {
-            Method::ConfirmSelect(_) => ch.enable_confirms(),
-            Method::ChannelClose(_) => ch.status = Status::Closing,
-            Method::BasicCancel(c) if c.nowait => {
-                ch.cancel_nowait(c.consumer_tag.as_bytes());
-            }
-            _ => {}
+        if confirm_select {
+            ch.enable_confirms();
+        }
+        if channel_close {
+            ch.status = Status::Closing;
+        }
+        if let Some(tag) = cancel_nowait {
+            ch.cancel_nowait(tag.as_bytes());
         }
         if let Some(expect) = expect {
-            let consume_no_ack = match &method {
-                Method::BasicConsume(c) => Some(c.no_ack),
-                _ => None,
-            };
             ch.pending.push_back(Pending {
                 expect,
                 seq,
@@ -634,24 +670,13 @@ impl Connection {
             });
             let serial = ch.serial;
             self.next_call_seq += 1;
-            // The deadline runs from when the call is queued: the driver sends at once.
+            // The wait starts when poll_transmit hands the call out, not while it is queued.
             self.reply_deadlines.push_back(ReplyDeadline {
                 at: None,
                 channel: channel.number,
                 serial,
                 seq,
             });
-        }
-        // Encoding a method cannot fail but on an over-long string, which is the caller's.
-        let start = self.out.len();
-        if let Err(e) = Frame::Method(channel.number, method).encode(&mut self.out) {
-            self.out.truncate(start);
-            if expect.is_some() {
-                if let Some(ch) = self.channels.get_mut(&channel.number) {
-                    ch.pending.pop_back();
-                }
-            }
-            return Err(e.into());
         }
         Ok(if expect.is_some() {
             Sent::AwaitsReply
@@ -773,7 +798,8 @@ impl Connection {
         numbers.sort_unstable();
         for n in numbers {
             if let Some(mut ch) = self.channels.remove(&n) {
-                if !matches!(ch.status, Status::Closed(_)) {
+                // A channel whose close crossed the broker's was told already.
+                if !ch.has_ended() {
                     ch.fail(e.clone(), &mut self.events);
                 }
             }
@@ -884,13 +910,11 @@ impl Connection {
             _ if closing => Ok(()),
             Method::ConnectionBlocked(b) => {
                 let reason = b.reason.to_string_lossy().into_owned();
-                tracing::info!(reason = %amqp_codec::Escaped(reason.as_bytes()), "broker blocked publishing");
                 self.blocked = Some(reason.clone());
                 self.events.push_back(Event::Blocked { reason });
                 Ok(())
             }
             Method::ConnectionUnblocked(_) => {
-                tracing::info!("broker unblocked publishing");
                 if self.blocked.take().is_some() {
                     self.events.push_back(Event::Unblocked);
                 }

@@ -289,11 +289,20 @@ impl Handshake {
     }
 
     fn tune(&self, config: &ConnectionConfig, tune: &ConnectionTune) -> Result<Tuned> {
-        let channel_max = negotiate(config.channel_max, tune.channel_max);
-        let frame_max = negotiate(config.frame_max, tune.frame_max);
+        // 0 on both sides is "no limit" but the field's own (spec, connection.tune). `Tuned`
+        // holds the limit in force, so that nothing downstream needs a special case: a 0 kept
+        // here made `open_channel` find every number from 1 to 0 "in use".
+        let channel_max = match negotiate(config.channel_max, tune.channel_max) {
+            0 => u16::MAX,
+            n => n,
+        };
+        let frame_max = match negotiate(config.frame_max, tune.frame_max) {
+            0 => u32::MAX,
+            n => n,
+        };
         let heartbeat = negotiate(config.heartbeat, tune.heartbeat);
         // Spec: "frame-max ... MUST NOT be lower than frame-min-size" (4096).
-        if frame_max != 0 && frame_max < FRAME_MIN_SIZE {
+        if frame_max < FRAME_MIN_SIZE {
             return Err(Error::Protocol(format!(
                 "broker proposes frame_max {}, below the AMQP minimum {FRAME_MIN_SIZE}",
                 tune.frame_max

@@ -40,9 +40,21 @@ pub enum RpcError {
         /// The server's message (the reply body).
         message: String,
     },
+    /// The request could not be made (e.g. a value that cannot be written as JSON).
+    #[error("bad request: {0}")]
+    BadRequest(String),
     /// The reply arrived but is not what the caller expected (e.g. not a decimal number).
     #[error("bad reply: {0}")]
     BadReply(String),
+    /// A JSON call's reply is not the JSON expected: another content type, or JSON that does not
+    /// fit the reply type.
+    #[error("bad reply: expected {expected} as application/json, got {found}")]
+    UnexpectedReply {
+        /// The type the caller asked for.
+        expected: &'static str,
+        /// What came instead (the content type, or the JSON error).
+        found: String,
+    },
     /// The connection (or the client's channel) failed; pending calls fail with this.
     #[error("connection lost: {0}")]
     ConnectionLost(amqp_client::Error),
@@ -57,6 +69,17 @@ pub enum RpcError {
         timeout: Duration,
         /// What the client was waiting for.
         waiting_for: &'static str,
+    },
+    /// The broker was blocking publishers (`connection.blocked`: a memory or disk alarm) for the
+    /// whole of the call's timeout; the request was not sent.
+    #[error(
+        "the broker blocks publishers ({reason}); the request was not sent within {timeout:?}"
+    )]
+    Blocked {
+        /// The broker's reason (e.g. `low on memory`).
+        reason: String,
+        /// The limit in force.
+        timeout: Duration,
     },
     /// The client was closed.
     #[error("RPC client closed")]

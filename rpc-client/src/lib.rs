@@ -70,6 +70,8 @@ pub mod blocking;
 mod client;
 mod error;
 mod fibonacci;
+mod json;
+pub mod metrics;
 mod pending;
 mod reconnect;
 

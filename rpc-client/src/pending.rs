@@ -77,11 +77,43 @@ impl CorrelationIds {
     }
 }
 
+/// How many ids of calls that gave up (timed out or were dropped) are remembered, so that a
+/// reply arriving for one of them is told apart from a reply nobody ever asked for.
+const GIVEN_UP_MEMORY: usize = 4096;
+
+/// The ids of the last [`GIVEN_UP_MEMORY`] calls that ended without their reply.
+#[derive(Debug, Default)]
+struct GivenUp {
+    ids: std::collections::HashSet<u128>,
+    order: std::collections::VecDeque<u128>,
+}
+
+impl GivenUp {
+    fn remember(&mut self, id: u128) {
+        if self.order.len() == GIVEN_UP_MEMORY {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        if self.ids.insert(id) {
+            self.order.push_back(id);
+        }
+    }
+
+    /// Whether `id` gave up (once: a second reply for it is a duplicate, counted as unknown).
+    fn take(&mut self, id: u128) -> bool {
+        self.ids.remove(&id)
+    }
+}
+
 /// The correlation map and its counters.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     format: CorrelationIds,
     waiters: Mutex<Waiters>,
+    given_up: Mutex<GivenUp>,
+    late: AtomicU64,
+    metrics: Option<Arc<crate::metrics::ClientMetrics>>,
     /// Set once the client can no longer receive replies; later calls fail at once with it.
     closed: Mutex<Option<RpcError>>,
     dropped: AtomicU64,
@@ -100,10 +132,14 @@ fn parse_call_id(correlation_id: &[u8]) -> Option<u128> {
 }
 
 impl Pending {
-    /// An empty map for ids written as `format`.
-    pub(crate) fn new(format: CorrelationIds) -> Self {
+    /// An empty map for ids written as `format`, counting in `metrics` if given.
+    pub(crate) fn new(
+        format: CorrelationIds,
+        metrics: Option<Arc<crate::metrics::ClientMetrics>>,
+    ) -> Self {
         Pending {
             format,
+            metrics,
             ..Pending::default()
         }
     }
@@ -150,10 +186,8 @@ impl Pending {
     /// Hands a reply (or a returned request's error) to the caller whose correlation id it
     /// names. A reply nobody waits for is dropped and counted; returns whether a caller took it.
     pub(crate) fn complete(&self, correlation_id: &[u8], outcome: Result<Reply, RpcError>) -> bool {
-        let waiter = self
-            .format
-            .parse(correlation_id)
-            .and_then(|id| self.waiters().remove(&id));
+        let id = self.format.parse(correlation_id);
+        let waiter = id.and_then(|id| self.waiters().remove(&id));
         // A failed send means the caller's future was dropped between its last poll and now:
         // as late as a reply after a timeout.
         let taken = match waiter {
@@ -164,6 +198,18 @@ impl Pending {
             self.answered.fetch_add(1, Ordering::Relaxed);
         } else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            let late = id.is_some_and(|id| {
+                self.given_up
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take(id)
+            });
+            if late {
+                self.late.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(m) = &self.metrics {
+                m.dropped_reply(late);
+            }
         }
         taken
     }
@@ -171,6 +217,14 @@ impl Pending {
     /// Counts a reply that could not be matched at all (no correlation id).
     pub(crate) fn drop_unmatched(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            m.dropped_reply(false);
+        }
+    }
+
+    /// Replies that came for a call after it had timed out or been dropped.
+    pub(crate) fn late(&self) -> u64 {
+        self.late.load(Ordering::Relaxed)
     }
 
     /// Fails every waiting call with `error` and every later one too.
@@ -219,7 +273,15 @@ impl PendingGuard {
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
-        self.pending.waiters().remove(&self.id);
+        // Still waiting: the call gave up (timed out, or its future was dropped). A reply that
+        // comes now is late, not unknown.
+        if self.pending.waiters().remove(&self.id).is_some() {
+            self.pending
+                .given_up
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remember(self.id);
+        }
     }
 }
 
@@ -281,7 +343,7 @@ mod tests {
 
     #[tokio::test]
     async fn binary_ids_are_the_uuids_16_bytes_and_match_only_exactly() {
-        let pending = Arc::new(Pending::new(CorrelationIds::UuidBinary));
+        let pending = Arc::new(Pending::new(CorrelationIds::UuidBinary, None));
         let (g, mut rx) = pending.register().unwrap();
         let raw = g.correlation_id().to_vec();
         assert_eq!(raw.len(), 16);
@@ -302,6 +364,26 @@ mod tests {
         let (g, _rx) = text_client.register().unwrap();
         let uuid = Uuid::try_parse_ascii(g.correlation_id()).unwrap();
         assert!(!text_client.complete(uuid.as_bytes(), reply("x")));
+    }
+
+    #[tokio::test]
+    async fn late_replies_are_told_apart_from_unknown_ones() {
+        let pending = Arc::new(Pending::default());
+        let (guard, rx) = pending.register().unwrap();
+        let late = id(&guard);
+        drop((guard, rx));
+        assert!(!pending.complete(&late, reply("x")));
+        // The same id again is a duplicate: unknown. Never-asked ids are unknown.
+        assert!(!pending.complete(&late, reply("x")));
+        assert!(!pending.complete(b"never-asked", reply("x")));
+        assert_eq!((pending.late(), pending.dropped()), (1, 3));
+        // An answered call is not remembered as given up.
+        let (g, rx) = pending.register().unwrap();
+        let answered = id(&g);
+        assert!(pending.complete(&answered, reply("ok")));
+        drop((g, rx));
+        assert!(!pending.complete(&answered, reply("again")));
+        assert_eq!(pending.late(), 1);
     }
 
     #[tokio::test]

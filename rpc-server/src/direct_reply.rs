@@ -70,13 +70,16 @@ impl DirectReplies {
             Ok(ch) => ch,
             Err(e) => return DirectOutcome::Unavailable(e),
         };
-        let confirmed = match channel.basic_publish_confirmed(
-            "",
-            reply_to,
-            amqp_client::BasicPublishOptions::default(),
-            properties,
-            body,
-        ) {
+        let confirmed = match channel
+            .basic_publish_confirmed(
+                "",
+                reply_to,
+                amqp_client::BasicPublishOptions::default(),
+                properties,
+                body,
+            )
+            .await
+        {
             Ok(confirmation) => confirmation.wait().await,
             Err(e) => Err(e),
         };

@@ -5,8 +5,9 @@ use bytes::Bytes;
 use rpc_wire::fibonacci::{parse_n, DEFAULT_MAX_N};
 
 use crate::fib::fib_decimal;
-use crate::handler::{Handler, HandlerFuture, Request};
+use crate::handler::{parse_json, Handler, HandlerFuture, Request, Response};
 use crate::ReplyError;
+use rpc_wire::json::{FibReply, FibRequest};
 
 /// Above this `n` the computation moves to tokio's blocking pool, so a large request does not
 /// hold up the runtime's worker threads (fib(20_000) with its decimal conversion takes ~0.2 ms,
@@ -48,9 +49,35 @@ impl FibService {
         self
     }
 
-    /// Answers one request body (the handler without the transport).
+    /// Answers one request body (the handler without the transport): `str(n)` in, `str(fib(n))`
+    /// out, as the tutorial.
     pub async fn answer(&self, body: &[u8]) -> Result<Bytes, ReplyError> {
         let n = parse_n(body, self.max_n).map_err(ReplyError::from_request)?;
+        self.fib(n).await.map(Bytes::from)
+    }
+
+    /// Answers one request in the format it came in: JSON (`{"n": 30}` →
+    /// `{"n": 30, "fib": "832040"}`) when its `content_type` is `application/json`, else the
+    /// tutorial's plain text.
+    pub async fn respond(&self, request: &Request) -> Result<Response, ReplyError> {
+        let content_type = request.properties.content_type.as_ref();
+        if !rpc_wire::json::is_json(content_type.map(|c| c.as_bytes())) {
+            return self.answer(&request.body).await.map(Response::from);
+        }
+        let FibRequest { n } = parse_json(&request.body)?;
+        if n > self.max_n {
+            return Err(ReplyError::from_request(
+                rpc_wire::fibonacci::FibRequestError::OverBound {
+                    n: n.to_string(),
+                    max: self.max_n,
+                },
+            ));
+        }
+        let fib = self.fib(n).await?;
+        Response::json(&FibReply { n, fib })
+    }
+
+    async fn fib(&self, n: u64) -> Result<String, ReplyError> {
         if self.print_requests {
             println!(" [.] fib({n})");
         }
@@ -61,14 +88,14 @@ impl FibService {
         } else {
             fib_decimal(n)
         };
-        Ok(Bytes::from(digits))
+        Ok(digits)
     }
 }
 
 impl Handler for FibService {
     fn call(&self, request: Request) -> HandlerFuture {
         let service = self.clone();
-        Box::pin(async move { service.answer(&request.body).await })
+        Box::pin(async move { service.respond(&request).await })
     }
 }
 
@@ -86,5 +113,37 @@ mod tests {
         assert_eq!(e.code, ErrorCode::TooLarge);
         let e = s.answer(b"").await.unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+
+    fn json_request(body: &'static str) -> Request {
+        Request {
+            body: Bytes::from_static(body.as_bytes()),
+            properties: amqp_codec::BasicProperties::default()
+                .with_content_type("application/json"),
+            redelivered: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn speaks_json_when_asked_in_json() {
+        let s = FibService::new().max_n(1000);
+        let r = s.respond(&json_request(r#"{"n": 90}"#)).await.unwrap();
+        assert_eq!(r.content_type, Some("application/json"));
+        assert_eq!(r.body, r#"{"n":90,"fib":"2880067194370816120"}"#);
+        let e = s.respond(&json_request(r#"{"n": "x"}"#)).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let e = s
+            .respond(&json_request(r#"{"n": 1001}"#))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::TooLarge);
+        // Plain text stays plain text.
+        let plain = Request {
+            body: Bytes::from_static(b"30"),
+            properties: Default::default(),
+            redelivered: false,
+        };
+        let r = s.respond(&plain).await.unwrap();
+        assert_eq!((r.content_type, &r.body[..]), (None, &b"832040"[..]));
     }
 }

@@ -99,11 +99,52 @@ impl<E: std::error::Error + 'static> From<E> for ReplyError {
     }
 }
 
+/// A handler's answer: the reply body and, when it is not plain bytes, its `content_type`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Response {
+    /// The reply body.
+    pub body: Bytes,
+    /// The reply's `content_type` (`None`: not set, as tutorial six's replies).
+    pub content_type: Option<&'static str>,
+}
+
+impl Response {
+    /// `value` as JSON, with `content_type: application/json`.
+    pub fn json<T: serde::Serialize>(value: &T) -> Result<Response, ReplyError> {
+        let body = serde_json::to_vec(value).map_err(|e| {
+            ReplyError::new(
+                ErrorCode::Internal,
+                format!("the reply could not be written as JSON: {e}"),
+            )
+        })?;
+        Ok(Response {
+            body: body.into(),
+            content_type: Some(rpc_wire::CONTENT_TYPE_JSON),
+        })
+    }
+}
+
+impl<B: Into<Bytes>> From<B> for Response {
+    fn from(body: B) -> Self {
+        Response {
+            body: body.into(),
+            content_type: None,
+        }
+    }
+}
+
 /// The future a [`Handler`] returns, boxed.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, ReplyError>> + Send>>;
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ReplyError>> + Send>>;
 
 /// Anything that answers requests: implemented for every `Fn(Request) -> impl Future<Output =
-/// Result<B, E>>` where `B` converts into [`Bytes`] and `E` into [`ReplyError`].
+/// Result<B, E>>` where `B` converts into a [`Response`] (any [`Bytes`]-like body does) and `E`
+/// into [`ReplyError`].
+///
+/// **Cancellation**: a request whose deadline (`x-deadline`) passes while its handler runs is
+/// cancelled by dropping the handler's future (it is not polled again, no reply is sent and the
+/// request is acked). A handler that must undo something when cancelled does it in a `Drop`
+/// guard; work moved to another thread (`spawn_blocking`) runs to its end but its result is
+/// discarded.
 ///
 /// ```
 /// use rpc_server::{Handler, Request, ReplyError};
@@ -125,7 +166,7 @@ impl<F, Fut, B, E> Handler for F
 where
     F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<B, E>> + Send + 'static,
-    B: Into<Bytes>,
+    B: Into<Response>,
     E: Into<ReplyError>,
 {
     fn call(&self, request: Request) -> HandlerFuture {
@@ -135,6 +176,63 @@ where
 }
 
 pub(crate) type SharedHandler = Arc<dyn Handler>;
+
+/// A handler of JSON requests: the body is parsed as `Req` (a body that is not the JSON expected
+/// gets a `bad-request` reply naming what was wrong), `f` answers, and the answer is sent as JSON
+/// with `content_type: application/json`. Error replies keep `x-error` and carry a JSON body
+/// (`{"error": {"code": …, "message": …}}`).
+///
+/// ```
+/// use rpc_server::{json_handler, Handler, ReplyError};
+/// #[derive(serde::Deserialize)]
+/// struct Add { a: i64, b: i64 }
+/// fn assert_handler(_: impl Handler) {}
+/// assert_handler(json_handler(|req: Add| async move { Ok::<_, ReplyError>(req.a + req.b) }));
+/// ```
+pub fn json_handler<Req, Resp, F, Fut>(f: F) -> impl Handler
+where
+    Req: serde::de::DeserializeOwned + Send + 'static,
+    Resp: serde::Serialize + Send + 'static,
+    F: Fn(Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, ReplyError>> + Send + 'static,
+{
+    JsonHandler {
+        f,
+        _types: std::marker::PhantomData,
+    }
+}
+
+struct JsonHandler<F, Req, Resp> {
+    f: F,
+    _types: std::marker::PhantomData<fn(Req) -> Resp>,
+}
+
+impl<Req, Resp, F, Fut> Handler for JsonHandler<F, Req, Resp>
+where
+    Req: serde::de::DeserializeOwned + Send + 'static,
+    Resp: serde::Serialize + Send + 'static,
+    F: Fn(Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, ReplyError>> + Send + 'static,
+{
+    fn call(&self, request: Request) -> HandlerFuture {
+        let parsed = parse_json::<Req>(&request.body);
+        let fut = parsed.map(|req| (self.f)(req));
+        Box::pin(async move { Response::json(&fut?.await?) })
+    }
+}
+
+/// Parses a request body as `T`, or the `bad-request` error that says why not.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ReplyError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ReplyError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "request body is not the JSON expected ({}): {e}",
+                std::any::type_name::<T>()
+            ),
+        )
+    })
+}
 
 #[cfg(test)]
 mod tests {

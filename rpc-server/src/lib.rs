@@ -62,12 +62,15 @@ mod direct_reply;
 pub mod fib;
 mod fib_service;
 mod handler;
+pub mod metrics;
 
 mod server;
 mod supervise;
 
 pub use fib_service::FibService;
-pub use handler::{Handler, HandlerFuture, ReplyError, Request};
+pub use handler::{
+    json_handler, parse_json, Handler, HandlerFuture, ReplyError, Request, Response,
+};
 pub use server::{
     RpcServer, RpcServerBuilder, ServerError, Stats, DEFAULT_GRACE, DEFAULT_MAX_BODY,
     DEFAULT_PREFETCH,

@@ -9,7 +9,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::Instrument;
 
 use bytes::Bytes;
 use tokio::task::JoinSet;
@@ -21,7 +23,8 @@ use rpc_wire::{error_reply_properties, ErrorCode, RPC_QUEUE};
 use rpc_wire::{is_direct_reply_to, DisplayId};
 
 use crate::direct_reply::{DirectOutcome, DirectReplies};
-use crate::handler::{Handler, HandlerFuture, ReplyError, Request, SharedHandler};
+use crate::handler::{Handler, HandlerFuture, ReplyError, Request, Response, SharedHandler};
+use crate::metrics::{Outcome, QueueMetrics, ServerMetrics};
 
 /// Default `basic.qos` prefetch: 1, as in the tutorial (fair dispatch between servers).
 pub const DEFAULT_PREFETCH: u16 = 1;
@@ -78,6 +81,7 @@ pub struct RpcServerBuilder {
     max_body: usize,
     grace: Duration,
     isolate_direct_replies: bool,
+    metrics: Option<ServerMetrics>,
 }
 
 impl Default for RpcServerBuilder {
@@ -92,6 +96,7 @@ impl Default for RpcServerBuilder {
             max_body: DEFAULT_MAX_BODY,
             grace: DEFAULT_GRACE,
             isolate_direct_replies: true,
+            metrics: None,
         }
     }
 }
@@ -159,6 +164,25 @@ impl RpcServerBuilder {
         self
     }
 
+    /// Count requests, their outcomes, durations and reconnects in `metrics` (see
+    /// [`crate::metrics`]; register them once with [`ServerMetrics::register`]).
+    pub fn metrics(mut self, metrics: ServerMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The metrics the builder counts in, if any.
+    pub(crate) fn server_metrics(&self) -> Option<&ServerMetrics> {
+        self.metrics.as_ref()
+    }
+
+    /// The metrics of this builder's queue, if any.
+    pub(crate) fn queue_metrics(&self) -> Option<Arc<QueueMetrics>> {
+        self.metrics
+            .as_ref()
+            .map(|m| Arc::new(m.for_queue(&self.queue)))
+    }
+
     /// Connects, declares the queue as the tutorial does (non-durable, non-exclusive, not
     /// auto-delete, no arguments: the same declaration as pika's `queue_declare('rpc_queue')`, so
     /// both servers can share it), sets the prefetch and starts consuming with manual acks.
@@ -169,16 +193,27 @@ impl RpcServerBuilder {
             None => ConnectionConfig::parse(&self.uri)?,
         };
         let direct = Arc::new(DirectReplies::new(config));
+        let handler: SharedHandler = Arc::new(handler);
+        let stats = Arc::new(Stats::default());
+        let worker = Arc::new(Worker {
+            channel: channel.clone(),
+            handler: Arc::clone(&handler),
+            stats: Arc::clone(&stats),
+            direct: self.isolate_direct_replies.then(|| Arc::clone(&direct)),
+            confirms: self.confirms,
+            max_body: self.max_body,
+            metrics: self.queue_metrics(),
+        });
         Ok(RpcServer {
             direct,
             config: self,
             connection,
             channel,
             consumer,
-            handler: Arc::new(handler),
-            stats: Arc::new(Stats::default()),
+            stats,
             shutdown: CancellationToken::new(),
             unresponsive: false,
+            worker,
         })
     }
 
@@ -248,6 +283,7 @@ pub struct Stats {
     answered: AtomicU64,
     errors: AtomicU64,
     unanswerable: AtomicU64,
+    expired: AtomicU64,
 }
 
 impl Stats {
@@ -263,6 +299,11 @@ impl Stats {
     pub fn unanswerable(&self) -> u64 {
         self.unanswerable.load(Ordering::Relaxed)
     }
+    /// Requests acked without a reply because their deadline (`x-deadline`) passed, before they
+    /// started or while they ran.
+    pub fn expired(&self) -> u64 {
+        self.expired.load(Ordering::Relaxed)
+    }
 }
 
 /// A server that is consuming; [`RpcServer::run_until`] serves until a shutdown signal.
@@ -271,12 +312,25 @@ pub struct RpcServer {
     connection: Connection,
     channel: Channel,
     consumer: Consumer,
-    handler: SharedHandler,
     stats: Arc<Stats>,
     direct: Arc<DirectReplies>,
     shutdown: CancellationToken,
     /// The broker stopped answering during shutdown: skip the polite steps.
     unresponsive: bool,
+    /// What every request needs, shared (one reference count per request).
+    worker: Arc<Worker>,
+}
+
+/// What handling a request needs: the channel, the handler, where to count.
+struct Worker {
+    channel: Channel,
+    handler: SharedHandler,
+    stats: Arc<Stats>,
+    /// Where replies to direct reply-to addresses go (`None`: on `channel` like the others).
+    direct: Option<Arc<DirectReplies>>,
+    confirms: bool,
+    max_body: usize,
+    metrics: Option<Arc<QueueMetrics>>,
 }
 
 impl std::fmt::Debug for RpcServer {
@@ -340,17 +394,8 @@ impl RpcServer {
                 Some(_) = in_flight.join_next() => {}
                 delivery = self.consumer.recv() => match delivery {
                     Ok(delivery) => {
-                        let mut request = Box::pin(serve_one(
-                            self.channel.clone(),
-                            Arc::clone(&self.handler),
-                            Arc::clone(&self.stats),
-                            self.config
-                                .isolate_direct_replies
-                                .then(|| Arc::clone(&self.direct)),
-                            self.config.confirms,
-                            self.config.max_body,
-                            delivery,
-                        ));
+                        let mut request =
+                            Box::pin(serve_one(Arc::clone(&self.worker), delivery));
                         // Most requests (every fib below the blocking threshold) are answered,
                         // replied to and acked in their first poll: run that here, and spawn a
                         // task only for a request that has to wait. Measured at C=64: no task
@@ -442,15 +487,35 @@ impl RpcServer {
 /// Handles one delivery: validate, run the handler, reply, ack. Never fails: every problem is a
 /// log line, an error reply where a reply is possible, and an ack (never a requeue, which would
 /// loop the same bad request forever).
-async fn serve_one(
-    channel: Channel,
-    handler: SharedHandler,
-    stats: Arc<Stats>,
-    direct: Option<Arc<DirectReplies>>,
-    confirms: bool,
-    max_body: usize,
-    delivery: Delivery,
-) {
+///
+/// A request with an `x-deadline` that has passed is never started, and one whose handler runs
+/// past it is cancelled (the handler's future is dropped): acked, counted as expired, no reply —
+/// the caller has given up. A request with a `traceparent` is handled in a span that records its
+/// trace id, and its reply carries the trace on (same trace id, this server's span id).
+async fn serve_one(worker: Arc<Worker>, delivery: Delivery) {
+    let Worker {
+        channel,
+        handler,
+        stats,
+        direct,
+        confirms,
+        max_body,
+        metrics,
+    } = &*worker;
+    let (confirms, max_body) = (*confirms, *max_body);
+    let started_at = metrics.as_ref().map(|m| {
+        m.started();
+        Instant::now()
+    });
+    let finished = |outcome: Outcome| {
+        if let Some(m) = metrics {
+            let took = match outcome {
+                Outcome::Ok | Outcome::Error(_) => started_at.map(|t| t.elapsed()),
+                Outcome::Expired | Outcome::Unanswerable => None,
+            };
+            m.finished(outcome, took);
+        }
+    };
     let tag = delivery.delivery_tag;
     let request = Request {
         body: delivery.body,
@@ -474,9 +539,44 @@ async fn serve_one(
             "request without reply_to: nowhere to answer; acked and dropped"
         );
         stats.unanswerable.fetch_add(1, Ordering::Relaxed);
-        ack(&channel, tag);
+        finished(Outcome::Unanswerable);
+        ack(channel, tag);
         return;
     };
+    let json = rpc_wire::json::is_json(
+        request
+            .properties
+            .content_type
+            .as_ref()
+            .map(|c| c.as_bytes()),
+    );
+    // The caller's trace, continued under a span of this server's (`None`: the request named no
+    // trace, and the reply names none either).
+    let trace = rpc_wire::traceparent_of(&request.properties)
+        .map(|parent| parent.child(rpc_wire::trace::new_span_id()));
+    let deadline = match rpc_wire::deadline_of(&request.properties) {
+        None => None,
+        Some(ms) => match rpc_wire::deadline::time_left(ms, SystemTime::now()) {
+            Some(left) => Some(tokio::time::Instant::now() + left),
+            None => {
+                tracing::warn!(
+                    correlation_id = %shown_id,
+                    deadline_ms = ms,
+                    "request expired before it started (x-deadline passed): acked, not answered"
+                );
+                stats.expired.fetch_add(1, Ordering::Relaxed);
+                finished(Outcome::Expired);
+                ack(channel, tag);
+                return;
+            }
+        },
+    };
+    let span = tracing::debug_span!("rpc.request", trace_id = tracing::field::Empty);
+    if let Some(t) = &trace {
+        if !span.is_disabled() {
+            span.record("trace_id", tracing::field::display(t.trace_id_hex()));
+        }
+    }
     let outcome = if correlation_id.is_none() {
         Err(ReplyError::new(
             ErrorCode::BadRequest,
@@ -491,11 +591,42 @@ async fn serve_one(
             ),
         ))
     } else {
+        if let Some(t) = &trace {
+            // At least one line per request at debug, with the trace id under its own key.
+            tracing::debug!(parent: &span, trace_id = %format_args!("{:032x}", t.trace_id), correlation_id = %shown_id, "request");
+        }
         // A panicking handler costs one error reply, not the worker. Caught in place rather
         // than by spawning a task per request: no cross-thread hand-off on the hot path.
         let call = std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request)));
         let result = match call {
-            Ok(fut) => CatchPanic(fut).await,
+            Ok(fut) => {
+                let run = CatchPanic(fut).instrument(span.clone());
+                // Nested calls the handler makes continue this trace.
+                let run = async {
+                    match trace {
+                        Some(t) => rpc_wire::trace::scope(t, run).await,
+                        None => run.await,
+                    }
+                };
+                match deadline {
+                    None => run.await,
+                    // The handler is polled first: one that answers at once never arms a timer.
+                    Some(at) => match tokio::time::timeout_at(at, run).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            tracing::warn!(
+                                parent: &span,
+                                correlation_id = %shown_id,
+                                "request cancelled at its deadline (x-deadline): acked, not answered"
+                            );
+                            stats.expired.fetch_add(1, Ordering::Relaxed);
+                            finished(Outcome::Expired);
+                            ack(channel, tag);
+                            return;
+                        }
+                    },
+                }
+            }
             Err(payload) => Err(payload),
         };
         result.unwrap_or_else(|payload| {
@@ -505,17 +636,25 @@ async fn serve_one(
             ))
         })
     };
-    let (properties, body) = match outcome {
-        Ok(body) => {
+    let kind = match &outcome {
+        Ok(_) => Outcome::Ok,
+        Err(e) => Outcome::Error(e.code.clone()),
+    };
+    let (mut properties, body) = match outcome {
+        Ok(response) => {
             stats.answered.fetch_add(1, Ordering::Relaxed);
-            let props = BasicProperties {
+            let mut props = BasicProperties {
                 correlation_id,
                 ..BasicProperties::default()
             };
-            (props, body)
+            if let Some(ct) = response.content_type {
+                props.content_type = Some(ct.into());
+            }
+            (props, response.body)
         }
         Err(e) => {
             tracing::warn!(
+                parent: &span,
                 code = %e.code,
                 correlation_id = %shown_id,
                 reply_to = %DisplayId(reply_to.as_bytes()),
@@ -523,27 +662,45 @@ async fn serve_one(
                 e.message
             );
             stats.errors.fetch_add(1, Ordering::Relaxed);
-            (
-                error_reply_properties(correlation_id.as_ref(), &e.code),
-                Bytes::from(e.message.into_owned()),
-            )
+            let mut props = error_reply_properties(correlation_id.as_ref(), &e.code);
+            let body = if json {
+                // A JSON caller gets the error in JSON too; `x-error` says it all the same.
+                props.content_type = Some(rpc_wire::CONTENT_TYPE_JSON.into());
+                Bytes::from(rpc_wire::json::ErrorBody::to_json(
+                    e.code.as_str(),
+                    &e.message,
+                ))
+            } else {
+                Bytes::from(e.message.into_owned())
+            };
+            (props, body)
         }
     };
-    if let Some(direct) = direct.filter(|_| is_direct_reply_to(reply_to.as_bytes())) {
+    if let Some(t) = trace {
+        let headers = properties.headers.get_or_insert_with(Default::default);
+        headers.insert(rpc_wire::TRACEPARENT_HEADER, t.to_string());
+    }
+    let properties = properties;
+    if let Some(direct) = direct
+        .as_ref()
+        .filter(|_| is_direct_reply_to(reply_to.as_bytes()))
+    {
         // Boxed: the direct reply-to path's future would otherwise make every request's task 5.5 KB
         // instead of 2.1 KB (a copy into the task and an allocation per request).
-        return Box::pin(reply_direct(
-            &channel,
-            &direct,
+        Box::pin(reply_direct(
+            channel,
+            direct,
             tag,
             reply_to.as_bytes(),
             &properties,
             &body,
         ))
         .await;
+        finished(kind);
+        return;
     }
-    match publish_reply(&channel, reply_to.as_bytes(), &properties, &body, confirms).await {
-        Ok(()) => ack(&channel, tag),
+    match publish_reply(channel, reply_to.as_bytes(), &properties, &body, confirms).await {
+        Ok(()) => ack(channel, tag),
         // Not acked: the request goes back to the queue when the channel closes, and another
         // (or this, restarted) server answers it. Duplicate answers are dropped by the client.
         Err(e) => tracing::error!(
@@ -552,6 +709,7 @@ async fn serve_one(
             "could not publish the reply; the request stays unacked"
         ),
     }
+    finished(kind);
 }
 
 /// Replies to a direct reply-to address on the separate reply connection (see
@@ -600,7 +758,7 @@ async fn poll_once<F: Future + ?Sized>(mut future: Pin<&mut F>) -> Poll<F::Outpu
 struct CatchPanic(HandlerFuture);
 
 impl Future for CatchPanic {
-    type Output = Result<Result<Bytes, ReplyError>, Box<dyn Any + Send>>;
+    type Output = Result<Result<Response, ReplyError>, Box<dyn Any + Send>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // The future is not polled again after a panic (Ready is returned), so no broken state
@@ -633,21 +791,25 @@ async fn publish_reply(
     // Default exchange, routing key = reply_to, not mandatory: a caller that went away (its
     // exclusive queue deleted) is not this server's error, and a return would only be noise.
     if !confirms {
-        return channel.basic_publish(
+        return channel
+            .basic_publish(
+                "",
+                reply_to,
+                amqp_client::BasicPublishOptions::default(),
+                properties,
+                body,
+            )
+            .await;
+    }
+    let confirmation = channel
+        .basic_publish_confirmed(
             "",
             reply_to,
             amqp_client::BasicPublishOptions::default(),
             properties,
             body,
-        );
-    }
-    let confirmation = channel.basic_publish_confirmed(
-        "",
-        reply_to,
-        amqp_client::BasicPublishOptions::default(),
-        properties,
-        body,
-    )?;
+        )
+        .await?;
     match confirmation.wait().await? {
         amqp_client::Confirm::Ack => Ok(()),
         amqp_client::Confirm::Nack => Err(amqp_client::Error::Protocol(

@@ -75,6 +75,11 @@ impl RpcServerBuilder {
                 }
                 Err(error) => return Err(error),
             };
+            if ever_connected {
+                if let Some(m) = self.server_metrics() {
+                    m.reconnected();
+                }
+            }
             if ever_connected || attempt > 1 {
                 tracing::info!(
                     "connect attempt {attempt} succeeded: serving {} again on {}",

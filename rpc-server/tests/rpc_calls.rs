@@ -89,6 +89,7 @@ async fn requests_have_the_tutorials_wire_shape_and_duplicates_are_dropped() {
         &unknown,
         b"1",
     )
+    .await
     .unwrap();
     let props = BasicProperties::default().with_correlation_id(id.clone());
     ch.basic_publish(
@@ -98,6 +99,7 @@ async fn requests_have_the_tutorials_wire_shape_and_duplicates_are_dropped() {
         &props,
         b"832040",
     )
+    .await
     .unwrap();
     ch.basic_publish(
         "",
@@ -106,6 +108,7 @@ async fn requests_have_the_tutorials_wire_shape_and_duplicates_are_dropped() {
         &props,
         b"832040",
     )
+    .await
     .unwrap();
     let answer = within("call", STEP, call).await.unwrap().unwrap();
     assert_eq!(&answer[..], b"832040");

@@ -117,6 +117,7 @@ async fn a_late_reply_after_the_timeout_is_dropped_and_counted() {
         &props,
         b"13",
     )
+    .await
     .unwrap();
     ch.basic_ack(
         request.delivery_tag,
@@ -294,6 +295,7 @@ async fn bad_input_is_answered_acked_and_survived() {
         &props,
         b"30",
     )
+    .await
     .unwrap();
     let reply = within("reply", STEP, replies.recv()).await.unwrap();
     assert_eq!(error_code(&reply.properties), Some(ErrorCode::BadRequest));
@@ -308,6 +310,7 @@ async fn bad_input_is_answered_acked_and_survived() {
         &props,
         b"30",
     )
+    .await
     .unwrap();
     within("unanswerable counted", STEP, async {
         while server.stats.unanswerable() < 1 {
@@ -371,6 +374,7 @@ async fn hostile_reply_to_does_not_kill_the_server() {
             &props,
             b"10",
         )
+        .await
         .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_millis(300);
         while ch.status().is_ok() && std::time::Instant::now() < deadline {

@@ -67,6 +67,7 @@ async fn round_trip(
         &props,
         body,
     )
+    .await
     .expect("publish");
     let reply = within("reply", STEP, consumer.recv())
         .await

@@ -20,9 +20,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod deadline;
 pub mod fibonacci;
+pub mod json;
+pub mod trace;
 
 use std::fmt;
+
+pub use deadline::{deadline_of, DEADLINE_HEADER};
+pub use json::CONTENT_TYPE_JSON;
+pub use trace::{traceparent_of, TraceParent, TRACEPARENT_HEADER};
 
 use amqp_codec::{BasicProperties, FieldTable, FieldValue, ShortString};
 

@@ -9,7 +9,7 @@ use amqp_codec::{
 use amqp_connection::Reply;
 
 use super::{unexpected_reply, Channel};
-use crate::connection::shared::{ConsumerSink, ConsumerSlot};
+use crate::connection::shared::{ConsumerSink, ConsumerSlot, SEND_HIGH_WATER};
 use crate::error::{Error, Result};
 use crate::message::{CancelOnDrop, Confirmation, Consumer, ConsumerItem, GetMessage, Returns};
 
@@ -176,6 +176,33 @@ impl Channel {
         self.call_method(m.into()).await.map(drop)
     }
 
+    /// True while the connection's send buffer is over [`SEND_HIGH_WATER`]: a publish now would
+    /// add to a backlog the broker is not taking (wait with [`room`](Self::room)).
+    pub fn needs_room(&self) -> bool {
+        let inner = self.shared().lock();
+        inner.core.transmit_len() > SEND_HIGH_WATER && !inner.core.is_closed()
+    }
+
+    /// Waits until the connection's send buffer is at most [`SEND_HIGH_WATER`] bytes (or the
+    /// connection is over): the backpressure [`basic_publish`](Self::basic_publish) applies.
+    pub async fn room(&self) {
+        let shared = self.shared();
+        loop {
+            // The wake-up is registered before the lock is let go, so a drain in between is
+            // not missed.
+            let room = shared.room.notified();
+            tokio::pin!(room);
+            {
+                let inner = shared.lock();
+                if inner.core.transmit_len() <= SEND_HIGH_WATER || inner.core.is_closed() {
+                    return;
+                }
+                room.as_mut().enable();
+            }
+            room.await;
+        }
+    }
+
     fn publish(
         &self,
         exchange: &str,
@@ -217,11 +244,10 @@ impl Channel {
         Ok(confirmation)
     }
 
-    /// `basic.publish`: the message (method, header and body frames of at most `frame_max`, in
-    /// one piece) goes into the send buffer and the call returns at once. With `mandatory`, an
-    /// unroutable message comes back on [`returns`](Self::returns). The routing key is bytes: a
-    /// `reply_to` used as one need not be UTF-8.
-    pub fn basic_publish(
+    /// `basic.publish` at once, without waiting for room: for callers that wait with
+    /// [`room`](Self::room) themselves (so that the message need not live in their future while
+    /// they wait), or that accept an unbounded send buffer.
+    pub fn basic_publish_now(
         &self,
         exchange: &str,
         routing_key: impl AsRef<[u8]>,
@@ -233,9 +259,29 @@ impl Channel {
             .map(drop)
     }
 
+    /// `basic.publish`: the message (method, header and body frames of at most `frame_max`, in
+    /// one piece) goes into the send buffer and the call returns — at once, unless the buffer
+    /// holds more than [`SEND_HIGH_WATER`] bytes the broker has not taken yet: then it waits for
+    /// room (backpressure). With `mandatory`, an unroutable message comes back on
+    /// [`returns`](Self::returns). The routing key is bytes: a `reply_to` used as one need not be
+    /// UTF-8.
+    pub async fn basic_publish(
+        &self,
+        exchange: &str,
+        routing_key: impl AsRef<[u8]>,
+        options: BasicPublishOptions,
+        properties: &BasicProperties,
+        body: &[u8],
+    ) -> Result<()> {
+        self.room().await;
+        self.publish(exchange, routing_key, options, properties, body, false)
+            .map(drop)
+    }
+
     /// `basic.publish` on a channel in confirm mode ([`confirm_select`](Self::confirm_select)),
-    /// returning the broker's confirm to await.
-    pub fn basic_publish_confirmed(
+    /// returning the broker's confirm to await. Waits for room as
+    /// [`basic_publish`](Self::basic_publish) does.
+    pub async fn basic_publish_confirmed(
         &self,
         exchange: &str,
         routing_key: impl AsRef<[u8]>,
@@ -243,6 +289,7 @@ impl Channel {
         properties: &BasicProperties,
         body: &[u8],
     ) -> Result<Confirmation> {
+        self.room().await;
         self.publish(exchange, routing_key, options, properties, body, true)?
             .ok_or(Error::NotInConfirmMode)
     }

@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant, Sleep};
 
-use crate::connection::shared::{Shared, TaskGuard};
+use crate::connection::shared::{Shared, TaskGuard, SEND_LOW_WATER};
 
 /// How long the final flush (a close-ok, a close) may take once the connection is over.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
@@ -79,6 +79,10 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w
             inner
                 .core
                 .poll_transmit(std::time::Instant::now(), &mut spare);
+            if inner.core.transmit_len() < SEND_LOW_WATER {
+                // Publishers that found the buffer full: there is room again.
+                shared.room.notify_waiters();
+            }
             let deadline = inner.core.poll_timeout();
             // What the timer is about to wait for: a nearer deadline must wake this task.
             inner.armed = deadline;

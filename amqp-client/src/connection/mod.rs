@@ -2,7 +2,7 @@
 //! the sans-IO [`amqp_connection::Connection`], which does the handshake and everything after.
 
 pub(crate) mod driver;
-pub(crate) mod shared;
+pub mod shared;
 pub mod tls;
 
 use std::sync::Arc;

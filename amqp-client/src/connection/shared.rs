@@ -154,9 +154,22 @@ pub(crate) struct Shared {
     pub live_tasks: AtomicUsize,
     /// `Some(reason)` while the broker blocks publishing (`connection.blocked`).
     pub blocked: watch::Sender<Option<String>>,
+    /// Wakes publishers waiting for room in the send buffer (see [`SEND_HIGH_WATER`]).
+    pub room: Notify,
     /// Where the bytes read and written are recorded, if anywhere (`crate::record`).
     pub recorder: Option<Arc<dyn ConnectionRecorder>>,
 }
+
+/// The send buffer's high-water mark: a publish that finds more than this many bytes waiting to
+/// be written waits until the writer has drained them below [`SEND_LOW_WATER`] (or the
+/// connection ends). It bounds a connection's memory when the broker reads slower than the
+/// application publishes — a broker under a memory alarm stops reading altogether — instead of
+/// letting the buffer grow without limit. 4 MiB is ~10,000 tutorial-six requests: far more than
+/// one write of a busy connection carries, so the limit never slows a healthy one.
+pub const SEND_HIGH_WATER: usize = 4 * 1024 * 1024;
+
+/// Publishers waiting for room go on once the send buffer is below this (1 MiB).
+pub const SEND_LOW_WATER: usize = 1024 * 1024;
 
 impl Shared {
     pub(crate) fn new(
@@ -178,6 +191,7 @@ impl Shared {
             terminated: CancellationToken::new(),
             live_tasks: AtomicUsize::new(0),
             blocked: watch::channel(None).0,
+            room: Notify::new(),
             recorder,
         }
     }
@@ -332,11 +346,12 @@ fn dispatch(shared: &Shared, inner: &mut Inner) {
                 }
             }
             Event::Blocked { reason } => {
-                tracing::info!(peer = %shared.peer, reason = %amqp_codec::Escaped(reason.as_bytes()), "broker blocked publishing");
+                // Warn: publishes now wait, and calls may time out; the operator should know.
+                tracing::warn!(peer = %shared.peer, reason = %amqp_codec::Escaped(reason.as_bytes()), "the broker blocks publishers (connection.blocked)");
                 shared.blocked.send_replace(Some(reason));
             }
             Event::Unblocked => {
-                tracing::info!(peer = %shared.peer, "broker unblocked publishing");
+                tracing::warn!(peer = %shared.peer, "the broker accepts publishes again (connection.unblocked)");
                 shared.blocked.send_replace(None);
             }
             Event::Closed { error } => {
@@ -352,6 +367,7 @@ fn dispatch(shared: &Shared, inner: &mut Inner) {
                 let _ = shared.error.set(error);
                 shared.blocked.send_replace(None);
                 shared.closed.cancel();
+                shared.room.notify_waiters();
                 // The writer flushes what is left (a close-ok) and stops.
                 shared.wake_writer.notify_one();
             }

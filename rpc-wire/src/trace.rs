@@ -1,0 +1,189 @@
+//! W3C trace context on the wire: the `traceparent` application header.
+//!
+//! `traceparent: 00-<32 hex trace id>-<16 hex parent span id>-<2 hex flags>` (W3C Trace Context,
+//! version 00). A caller sends its span as the parent; a server continues the trace (same trace
+//! id) under a span of its own and names that span in its reply's `traceparent`.
+
+use std::fmt;
+
+use amqp_codec::BasicProperties;
+
+/// The application header carrying the trace context.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// A parsed `traceparent` (version 00).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceParent {
+    /// The trace (never 0).
+    pub trace_id: u128,
+    /// The span of the sender (never 0).
+    pub span_id: u64,
+    /// Trace flags (`01` = sampled).
+    pub flags: u8,
+}
+
+impl TraceParent {
+    /// Parses the header's text; `None` for anything W3C says to ignore (wrong version or length,
+    /// uppercase or non-hex digits, an all-zero trace or span id).
+    pub fn parse(text: &[u8]) -> Option<TraceParent> {
+        if text.len() != 55 || text[2] != b'-' || text[35] != b'-' || text[52] != b'-' {
+            return None;
+        }
+        if &text[..2] != b"00" {
+            return None;
+        }
+        let hex = |s: &[u8]| -> Option<u128> {
+            if !s
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+            {
+                return None;
+            }
+            u128::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
+        };
+        let trace_id = hex(&text[3..35])?;
+        let span_id = u64::try_from(hex(&text[36..52])?).ok()?;
+        let flags = u8::try_from(hex(&text[53..55])?).ok()?;
+        (trace_id != 0 && span_id != 0).then_some(TraceParent {
+            trace_id,
+            span_id,
+            flags,
+        })
+    }
+
+    /// The same trace, a new span: what a server (or a nested call) sends on.
+    pub fn child(self, span_id: u64) -> TraceParent {
+        TraceParent { span_id, ..self }
+    }
+
+    /// The trace id as 32 lowercase hex digits (the `trace_id` of logs).
+    pub fn trace_id_hex(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+}
+
+impl fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id, self.span_id, self.flags
+        )
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: TraceParent;
+}
+
+/// The trace context of the task running now: the one a server set for the handler it runs
+/// (so a call the handler makes continues the trace), or one set with [`scope`]. `None` outside
+/// any.
+pub fn current() -> Option<TraceParent> {
+    CURRENT.try_with(|tp| *tp).ok()
+}
+
+/// Runs `future` with `context` as the [`current`] trace context: calls made inside it carry
+/// `context`'s trace id, with `context`'s span as their parent.
+pub async fn scope<F: std::future::Future>(context: TraceParent, future: F) -> F::Output {
+    CURRENT.scope(context, future).await
+}
+
+/// A fresh, random id for a span (never 0), from the same source as [`new_trace`].
+pub fn new_span_id() -> u64 {
+    loop {
+        let id = random_u64();
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+/// A fresh trace: random trace and span ids, sampled.
+pub fn new_trace() -> TraceParent {
+    let trace_id = (u128::from(random_u64()) << 64) | u128::from(random_u64());
+    TraceParent {
+        trace_id: if trace_id == 0 { 1 } else { trace_id },
+        span_id: new_span_id(),
+        flags: 1,
+    }
+}
+
+/// 64 random bits: std's randomly keyed SipHash over a counter and the time. Trace ids must be
+/// unique, not secret (W3C asks for randomness to avoid collisions, not for unpredictability).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static KEYS: std::collections::hash_map::RandomState = std::collections::hash_map::RandomState::new();
+    }
+    KEYS.with(|keys| {
+        let mut h = keys.build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    })
+}
+
+/// The `traceparent` a message carries, if valid.
+pub fn traceparent_of(properties: &BasicProperties) -> Option<TraceParent> {
+    TraceParent::parse(
+        properties
+            .headers
+            .as_ref()?
+            .lookup_bytes(TRACEPARENT_HEADER)?,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_ids_differ_and_scopes_nest() {
+        let a = new_trace();
+        let b = new_trace();
+        assert_ne!(a.trace_id, b.trace_id);
+        assert_ne!(a.span_id, 0);
+        assert_eq!(TraceParent::parse(a.to_string().as_bytes()), Some(a));
+        assert_eq!(current(), None);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(scope(a, async move {
+            assert_eq!(current(), Some(a));
+            scope(b, async move { assert_eq!(current(), Some(b)) }).await;
+            assert_eq!(current(), Some(a));
+        }));
+    }
+
+    #[test]
+    fn parses_what_w3c_allows_and_nothing_else() {
+        let text = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let tp = TraceParent::parse(text.as_bytes()).unwrap();
+        assert_eq!(tp.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_eq!(tp.span_id, 0x00f067aa0ba902b7);
+        assert_eq!(tp.flags, 1);
+        assert_eq!(tp.to_string(), text);
+        assert_eq!(
+            tp.child(7).to_string(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000007-01"
+        );
+        for bad in [
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736x00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceParent::parse(bad.as_bytes()), None, "{bad}");
+        }
+    }
+}
