@@ -202,9 +202,16 @@ async fn direct(link: &Link<'_>, from: Side, mut rd: Reader, mut forward: Forwar
                     return;
                 }
             }
+            Err(e) if closed_without_notify(&e) => return forward.eof().await,
             Err(_) => return link.broken(from),
         }
     }
+}
+
+/// A TLS peer that closed its TCP connection without a `close_notify` first (many clients do):
+/// an end of stream like any other, not a reset.
+fn closed_without_notify(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::UnexpectedEof
 }
 
 /// What a `--delay` line carries.
@@ -237,6 +244,7 @@ async fn delayed(
             let piece = match read {
                 Ok(0) => Piece::Eof,
                 Ok(_) => Piece::Data(buf.split().freeze()),
+                Err(e) if closed_without_notify(&e) => Piece::Eof,
                 Err(_) => Piece::Broken,
             };
             let last = !matches!(piece, Piece::Data(_));

@@ -44,7 +44,7 @@ enum Seen {
 
 /// The forwarding side's end of the queue.
 pub struct ViewQueue {
-    tx: Mutex<Sender<Seen>>,
+    tx: Sender<Seen>,
     queued: Arc<AtomicUsize>,
     /// Dropped bytes not yet reported, by stream and direction.
     missed: Mutex<HashMap<(u32, Side), u64>>,
@@ -62,7 +62,7 @@ pub fn start(args: DecodeArgs, colour: bool) -> (Arc<ViewQueue>, View) {
     let (tx, rx) = mpsc::channel();
     let queued = Arc::new(AtomicUsize::new(0));
     let queue = Arc::new(ViewQueue {
-        tx: Mutex::new(tx),
+        tx,
         queued: Arc::clone(&queued),
         missed: Mutex::new(HashMap::new()),
         dropped_bytes: AtomicU64::new(0),
@@ -77,9 +77,8 @@ pub fn start(args: DecodeArgs, colour: bool) -> (Arc<ViewQueue>, View) {
 
 impl ViewQueue {
     fn send(&self, seen: Seen) {
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        // The view has gone only if printing failed (stdout closed): nothing to do then.
-        let _ = tx.send(seen);
+        // The view has gone only if it panicked: nothing to do then.
+        let _ = self.tx.send(seen);
     }
 
     /// Segments and bytes dropped because the view fell behind.
