@@ -1,6 +1,11 @@
 //! `amqp-rpc bench`: drives N tutorial-six calls of fib(K) with C in flight and reports throughput, an HDR
 //! latency histogram, the client's CPU time per call and its peak RSS; `--raw` instead measures what the broker
 //! itself sustains (publish + consume through one queue). `bench/compare.py` runs it against the peers.
+//! `--rate R --duration D` runs it open loop instead ([`open_loop`]): calls sent on schedule, latency
+//! counted from each call's scheduled time, so a stall cannot hide; `--plot` draws it.
+//!
+//! Tests drive both modes as library functions: [`calls`] (closed loop) and [`open_loop::measure`],
+//! with arguments parsed as on the command line ([`BenchArgs::try_parse_from`]).
 //!
 //! The client runs on a current-thread tokio runtime: the connection's reader task (which matches replies to
 //! their calls), its writer task and the callers then share one thread, so a reply wakes its caller without a
@@ -19,7 +24,10 @@ use serde_json::json;
 
 use amqp_client::{BasicConsumeOptions, BasicProperties, Connection, QueueDeclareOptions};
 use rpc_client::{CorrelationIds, RpcClient, RpcError, DEFAULT_URI, RPC_QUEUE};
-use rpc_server::{FibService, RpcServer};
+use rpc_server::{CancellationToken, FibService, RpcServer, ServerError};
+
+pub mod open_loop;
+mod plot;
 
 /// Arguments of `amqp-rpc bench`.
 #[derive(Debug, Clone, Args)]
@@ -64,6 +72,32 @@ pub struct BenchArgs {
     /// Record this process's connections as a pcapng capture (plaintext, also over TLS).
     #[arg(long, value_name = "FILE.pcapng")]
     pub record: Option<std::path::PathBuf>,
+    /// Each call's deadline (`30s`, `500ms`, `2m`): the request carries it, and a call without a
+    /// reply by then fails (closed loop: the run stops; open loop: it is counted as `timeout`).
+    #[arg(long, default_value = "30s", value_parser = crate::duration::parse_duration)]
+    pub timeout: Duration,
+    /// Open loop (`--rate`, `--duration`, `--plot`).
+    #[command(flatten)]
+    pub open_loop: open_loop::OpenLoopArgs,
+}
+
+impl BenchArgs {
+    /// Parses `bench`'s arguments as the command line would (without the program and subcommand
+    /// names), e.g. `["--rate", "1000", "--duration", "3s", "--queue", "q"]`.
+    pub fn try_parse_from<I, T>(args: I) -> Result<BenchArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Bench {
+            #[command(flatten)]
+            args: BenchArgs,
+        }
+        let argv = std::iter::once(std::ffi::OsString::from("bench"))
+            .chain(args.into_iter().map(Into::into));
+        <Bench as clap::Parser>::try_parse_from(argv).map(|b| b.args)
+    }
 }
 
 /// Messages published ahead of the consumer in `--raw`: enough to keep the broker busy, bounded so memory is.
@@ -71,23 +105,6 @@ const RAW_WINDOW: u64 = 4096;
 
 /// Runs the benchmark; prints the report on stdout.
 pub fn run(args: &BenchArgs) -> ExitCode {
-    if args.calls == 0 || args.inflight == 0 {
-        eprintln!("error: --calls and --inflight must be at least 1");
-        return ExitCode::from(2);
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // The measured loop runs in a spawned task, not in `block_on`'s own future: the current-thread scheduler
-    // polls the driver without blocking (an extra epoll_wait) before it polls a woken `block_on` future, while a
-    // woken task just runs (strace: 2.7 -> 1.7 epoll_wait per sequential call).
     let tap = match crate::record::own_connections(args.record.as_deref()) {
         Ok(tap) => tap,
         Err(e) => {
@@ -95,19 +112,27 @@ pub fn run(args: &BenchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let code = run_measured(args);
+    crate::record::report(tap.as_ref());
+    code
+}
+
+fn run_measured(args: &BenchArgs) -> ExitCode {
+    if args.open_loop.rate.is_some() {
+        return open_loop::run(args);
+    }
+    if args.calls == 0 || args.inflight == 0 {
+        eprintln!("error: --calls and --inflight must be at least 1");
+        return ExitCode::from(2);
+    }
     let owned = args.clone();
-    let measured = runtime.spawn(async move {
+    let outcome = on_runtime(async move {
         if owned.raw {
             raw(&owned).await
         } else {
             calls(&owned).await
         }
     });
-    let outcome = match runtime.block_on(measured) {
-        Ok(outcome) => outcome,
-        Err(e) => Err(e.into()),
-    };
-    crate::record::report(tap.as_ref());
     match outcome {
         Ok(report) => {
             print_report(&report, args.json);
@@ -120,9 +145,26 @@ pub fn run(args: &BenchArgs) -> ExitCode {
     }
 }
 
-/// What one run measured.
+/// Runs `measured` on a current-thread runtime of its own, as a spawned task.
+///
+/// The measured loop runs in a spawned task, not in `block_on`'s own future: the current-thread
+/// scheduler polls the driver without blocking (an extra epoll_wait) before it polls a woken
+/// `block_on` future, while a woken task just runs (strace: 2.7 -> 1.7 epoll_wait per sequential
+/// call).
+fn on_runtime<T: Send + 'static>(
+    measured: impl std::future::Future<Output = Result<T, BoxError>> + Send + 'static,
+) -> Result<T, BoxError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
+    let task = runtime.spawn(measured);
+    runtime.block_on(task)?
+}
+
+/// What one closed-loop (or `--raw`) run measured.
 #[derive(Debug)]
-struct Report {
+pub struct Report {
     ops: u64,
     inflight: usize,
     direct_reply_to: bool,
@@ -132,24 +174,61 @@ struct Report {
     peak_rss_bytes: u64,
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+impl Report {
+    /// Operations done: calls (with `--raw`: messages).
+    pub fn ops(&self) -> u64 {
+        self.ops
+    }
 
-async fn calls(args: &BenchArgs) -> Result<Report, BoxError> {
-    let server = if args.with_server {
-        let server = RpcServer::builder()
-            .uri(args.server_uri.as_deref().unwrap_or(&args.uri))
-            .queue(args.queue.as_str())
-            .prefetch(args.prefetch)
-            .start(FibService::new())
-            .await?;
-        let stop = server.shutdown_token();
-        Some((stop, tokio::spawn(server.run_until(std::future::pending()))))
-    } else {
-        None
-    };
-    let client = RpcClient::builder()
+    /// The calls' latency at quantile `q` (0..=1); `None` for `--raw`, which has no latencies.
+    pub fn latency_at_quantile(&self, q: f64) -> Option<Duration> {
+        self.histogram
+            .as_ref()
+            .map(|h| Duration::from_micros(h.value_at_quantile(q)))
+    }
+}
+
+/// Any failure of a run.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The server `--with-server` runs in this process, and how to stop it.
+type LocalServer = Option<(
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), ServerError>>,
+)>;
+
+/// Starts the in-process Fibonacci server when `--with-server` asks for one.
+async fn start_server(args: &BenchArgs) -> Result<LocalServer, BoxError> {
+    if !args.with_server {
+        return Ok(None);
+    }
+    let server = RpcServer::builder()
+        .uri(args.server_uri.as_deref().unwrap_or(&args.uri))
+        .queue(args.queue.as_str())
+        .prefetch(args.prefetch)
+        .start(FibService::new())
+        .await?;
+    let stop = server.shutdown_token();
+    Ok(Some((
+        stop,
+        tokio::spawn(server.run_until(std::future::pending())),
+    )))
+}
+
+async fn stop_server(server: LocalServer) -> Result<(), BoxError> {
+    if let Some((stop, task)) = server {
+        stop.cancel();
+        task.await??;
+    }
+    Ok(())
+}
+
+/// The client the run measures; each call's deadline is `--timeout`.
+async fn connect_client(args: &BenchArgs) -> Result<RpcClient, BoxError> {
+    Ok(RpcClient::builder()
         .uri(args.uri.as_str())
         .queue(args.queue.as_str())
+        .timeout(args.timeout)
         .direct_reply_to(args.direct_reply_to)
         .correlation_ids(if args.binary_ids {
             CorrelationIds::UuidBinary
@@ -157,7 +236,15 @@ async fn calls(args: &BenchArgs) -> Result<Report, BoxError> {
             CorrelationIds::UuidText
         })
         .connect()
-        .await?;
+        .await?)
+}
+
+/// The closed-loop benchmark: `--calls` calls of fib(K), `--inflight` at a time, each sent when one
+/// finishes; latency counted from each call's send. Starts the in-process server if `--with-server`.
+/// Stops at the first failed call.
+pub async fn calls(args: &BenchArgs) -> Result<Report, BoxError> {
+    let server = start_server(args).await?;
+    let client = connect_client(args).await?;
     let body = Bytes::from(args.fib.to_string());
     let expected = Bytes::from(rpc_server::fib::fib_decimal(args.fib));
 
@@ -186,10 +273,7 @@ async fn calls(args: &BenchArgs) -> Result<Report, BoxError> {
     progress.finish_and_clear();
 
     let _ = client.close().await;
-    if let Some((stop, task)) = server {
-        stop.cancel();
-        task.await??;
-    }
+    stop_server(server).await?;
     Ok(Report {
         ops: done,
         inflight: args.inflight,

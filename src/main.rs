@@ -4,15 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use amqp_rpc::decode;
+use amqp_rpc::{bench, decode, metrics, record};
 
-mod bench;
 mod call;
 mod demo;
 mod proxy;
-mod record;
 mod serve;
-use amqp_rpc::metrics;
 
 #[derive(Debug, Parser)]
 #[command(name = "amqp-rpc", version, about = "AMQP 0-9-1 RPC from raw TCP")]
@@ -25,7 +22,8 @@ struct Cli {
 enum Command {
     /// Dissect the AMQP frames in a capture file or a hex dump.
     Decode(decode::DecodeArgs),
-    /// Measure tutorial-six RPC (or, with --raw, the broker's publish+consume ceiling).
+    /// Measure tutorial-six RPC: closed loop (-n, -c), open loop (--rate, --duration, --plot), or with --raw the
+    /// broker's publish+consume ceiling.
     Bench(bench::BenchArgs),
     /// Serve fib(n) on rpc_queue, as tutorial six's rpc_server.py (Ctrl-C/SIGTERM: graceful stop).
     Serve(serve::ServeArgs),

@@ -59,7 +59,9 @@ async fn serve_and_caller_survive_stop_app_and_start_app() {
     let _restore = broker::Restore;
     let queue = unique("res-stop-app");
     let _guard = QueueGuard::new(BROKER_URI, &queue);
-    let serve = start_serve(&queue, 1500);
+    // Each answer takes 6 s: long enough that the call below is still in the server's hands when
+    // `rabbitmqctl stop_app` (seconds on a busy machine) has stopped the broker.
+    let serve = start_serve(&queue, 6000);
     serve
         .wait_for("consuming", 1, Duration::from_secs(15))
         .await;
@@ -71,7 +73,9 @@ async fn serve_and_caller_survive_stop_app_and_start_app() {
         let client = client.clone();
         tokio::spawn(async move { client.call("30").await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    serve
+        .wait_for(" [.] fib(30)", 1, Duration::from_secs(10))
+        .await;
     let stop = Instant::now();
     tokio::task::spawn_blocking(broker::stop_app).await.unwrap();
     let stop_took = stop.elapsed();

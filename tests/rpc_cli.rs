@@ -237,3 +237,100 @@ fn demo_runs_a_server_and_a_client_in_one_process() {
         );
     }
 }
+
+/// `call N --json` asks in JSON and prints the JSON reply; a JSON error is one error line.
+#[test]
+fn call_json_prints_the_json_reply() {
+    require_broker();
+    let queue = unique("cli-json");
+    let _guard = QueueGuard(queue.clone());
+    let mut server = Server::start(&queue);
+    let out = run(&["call", "30", "--json", "--queue", &queue]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        " [x] Requesting fib(30)\n [.] Got {\"n\":30,\"fib\":\"832040\"}\n"
+    );
+    server.expect(" [.] fib(30)");
+    let out = run(&["call", r#"{"n": "x"}"#, "--json", "--queue", &queue]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: server error (bad-request): request body is not the JSON expected"),
+        "{err}"
+    );
+    server.stop();
+}
+
+/// `serve --log-format json` writes one JSON object per line, and each request's lines (at
+/// `RUST_LOG=debug`) carry its trace id under `trace_id`.
+#[test]
+fn serve_logs_json_with_the_trace_id() {
+    require_broker();
+    let queue = unique("cli-logs");
+    let _guard = QueueGuard(queue.clone());
+    let mut child = Command::new(BIN)
+        .args(["serve", "--queue", &queue, "--log-format", "json"])
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = BufReader::new(stdout).lines();
+    assert_eq!(
+        out.next().and_then(Result::ok).as_deref(),
+        Some(" [x] Awaiting RPC requests")
+    );
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    // A request carrying a traceparent, sent by the library client with a chosen trace.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = rpc_client::RpcClient::builder()
+            .queue(&queue)
+            .connect()
+            .await
+            .expect("client");
+        let options = rpc_client::CallOptions {
+            trace: rpc_wire::TraceParent::parse(
+                format!("00-{trace}-00f067aa0ba902b7-01").as_bytes(),
+            ),
+            ..Default::default()
+        };
+        let reply = client.call_raw_with(&queue, "7", options).await.unwrap();
+        assert_eq!(reply.body, "13");
+    });
+    let deadline = Instant::now() + STEP;
+    let mut with_trace = 0;
+    let mut seen = Vec::new();
+    while with_trace == 0 {
+        let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) else {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with the trace id: {seen:#?}"
+            );
+            continue;
+        };
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        if value.get("trace_id").and_then(|t| t.as_str()) == Some(trace) {
+            with_trace += 1;
+        }
+        seen.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -602,3 +602,66 @@ async fn a_connect_that_never_completes_is_a_connect_timeout() {
     drop(held);
     drop(listener);
 }
+
+/// A broker that stops reading (as RabbitMQ does under a memory alarm) does not make the client
+/// buffer without limit: once the send buffer is over its high-water mark, publishes wait for
+/// room instead of returning.
+#[tokio::test]
+async fn a_broker_that_stops_reading_makes_publishers_wait() {
+    let fake = Fake::new("heartbeat=0").await;
+    let uri = fake.uri.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let peer = tokio::spawn(async move {
+        let mut p = fake.handshake(131_072, 0).await;
+        // Answer channel.open, then read nothing more until told.
+        let (ch, m) = p.method().await.unwrap();
+        assert!(matches!(m, Method::ChannelOpen(_)));
+        p.send(Frame::Method(ch, ChannelOpenOk::default().into()))
+            .await;
+        let _ = stop_rx.await;
+        drop(p);
+    });
+    let conn = Connection::connect(&uri).await.unwrap();
+    let ch = conn.open_channel().await.unwrap();
+    let body = vec![7u8; 64 * 1024];
+    let props = amqp_client::BasicProperties::default();
+    let mut published = 0usize;
+    let waited = loop {
+        let publish = ch.basic_publish(
+            "",
+            "q",
+            amqp_client::BasicPublishOptions::default(),
+            &props,
+            &body,
+        );
+        match tokio::time::timeout(Duration::from_millis(500), publish).await {
+            Ok(r) => {
+                r.unwrap();
+                published += 1;
+            }
+            Err(_) => break true,
+        }
+        // The kernel's socket buffers take some megabytes; without backpressure this loop
+        // would fill memory. 1 GiB is far past anything the buffers and the mark allow.
+        if published * body.len() > 1 << 30 {
+            break false;
+        }
+    };
+    let sent_mb = published * body.len() / (1 << 20);
+    println!("{sent_mb} MiB published before the first publish had to wait");
+    assert!(
+        waited,
+        "published {sent_mb} MiB to a broker that reads nothing"
+    );
+    // What is held: the socket buffers, the writer's batch and the send buffer (at most the mark
+    // plus one message) — tens of MiB at most, not the gigabyte the loop would go on to.
+    assert!(
+        sent_mb < 64,
+        "{sent_mb} MiB accepted before publishers had to wait (mark: {} MiB)",
+        amqp_client::SEND_HIGH_WATER >> 20
+    );
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(NO_HANG, peer).await;
+    drop(ch);
+    drop(conn);
+}

@@ -95,10 +95,12 @@ impl fmt::Display for ErrorCode {
 /// byte arrays); a present header of another type is still an error, with the code
 /// [`ErrorCode::Other`] naming the type.
 pub fn error_code(properties: &BasicProperties) -> Option<ErrorCode> {
-    let value = properties.headers.as_ref()?.get(ERROR_HEADER)?;
+    // `lookup` reads the one entry in place: replies carry other headers (`traceparent`), and
+    // this runs on every reply.
+    let value = properties.headers.as_ref()?.lookup(ERROR_HEADER)?;
     Some(match value {
         FieldValue::LongString(s) => ErrorCode::parse(&s.to_string_lossy()),
-        FieldValue::ByteArray(b) => ErrorCode::parse(&String::from_utf8_lossy(b)),
+        FieldValue::ByteArray(b) => ErrorCode::parse(&String::from_utf8_lossy(&b)),
         other => ErrorCode::Other(format!("<{}>", other.type_name())),
     })
 }
