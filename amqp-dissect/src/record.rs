@@ -54,7 +54,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use etherparse::PacketBuilder;
-use pcap_parser::pcapng::{EnhancedPacketBlock, InterfaceDescriptionBlock, SectionHeaderBlock};
+use pcap_parser::pcapng::{InterfaceDescriptionBlock, SectionHeaderBlock};
 use pcap_parser::{Linktype, PcapNGOption, ToVec};
 
 use crate::capture::seconds;
@@ -69,6 +69,9 @@ const WINDOW: u32 = 65_535;
 const RESOLUTION: u64 = 1_000_000;
 /// Captured length limit written in the interface description: above any packet we write.
 const SNAPLEN: u32 = 262_144;
+/// The Enhanced Packet Block: its type and the bytes before the packet data.
+const EPB_TYPE: u32 = 6;
+const EPB_HEADER: usize = 28;
 /// Locally administered MAC addresses, one per side: the capture shows two hosts even when both
 /// ends are 127.0.0.1.
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
@@ -123,13 +126,18 @@ struct Flags {
 /// every connection still open.
 #[derive(Debug)]
 pub struct Recording<W: Write> {
-    out: Option<W>,
-    packets: u64,
+    packets: Packets<W>,
     next_stream: u32,
     conversations: HashMap<u32, Conversation>,
     /// Last timestamp written, in microseconds: later packets never go before it.
     last_micros: u64,
-    frame: Vec<u8>,
+}
+
+/// The packets of a recording: numbered, and written when there is an output.
+#[derive(Debug)]
+struct Packets<W: Write> {
+    out: Option<W>,
+    count: u64,
     /// A write that failed since the last call returned: the output is dropped then (a
     /// half-written block would break the file) and numbering goes on.
     failed: Option<io::Error>,
@@ -167,6 +175,10 @@ fn micros(at: SystemTime) -> u64 {
 /// connection's life) like a real stack's, but deterministic.
 fn initial_seq(stream: u32, side: usize) -> u32 {
     (stream.wrapping_mul(2).wrapping_add(side as u32 + 1)).wrapping_mul(0x9e37_79b9)
+}
+
+fn not_open(stream: u32) -> io::Error {
+    invalid(format!("stream {stream} is not open in the recording"))
 }
 
 fn invalid(message: String) -> io::Error {
@@ -210,19 +222,20 @@ impl<W: Write> Recording<W> {
             w.write_all(&idb.to_vec().map_err(encode_error)?)?;
         }
         Ok(Recording {
-            out,
-            packets: 0,
+            packets: Packets {
+                out,
+                count: 0,
+                failed: None,
+            },
             next_stream: 0,
             conversations: HashMap::new(),
             last_micros: 0,
-            frame: Vec::with_capacity(2048),
-            failed: None,
         })
     }
 
     /// Packets written (or numbered) so far.
     pub fn packets(&self) -> u64 {
-        self.packets
+        self.packets.count
     }
 
     /// Connections open in the recording.
@@ -252,16 +265,17 @@ impl<W: Write> Recording<W> {
             syn: true,
             ..Flags::default()
         };
-        self.segment(&conv, 0, syn, isn[0], 0, &[], t);
+        self.packets.segment(&conv, 0, syn, isn[0], 0, &[], t);
         let syn_ack = Flags {
             syn: true,
             ack: true,
             ..Flags::default()
         };
-        self.segment(&conv, 1, syn_ack, isn[1], isn[0].wrapping_add(1), &[], t);
+        self.packets
+            .segment(&conv, 1, syn_ack, isn[1], isn[0].wrapping_add(1), &[], t);
         conv.next_seq = [isn[0].wrapping_add(1), isn[1].wrapping_add(1)];
         conv.acked = conv.next_seq;
-        self.ack(&conv, 0, t);
+        self.packets.ack(&conv, 0, t);
         self.conversations.insert(stream, conv);
         Ok(Opened {
             stream,
@@ -282,22 +296,25 @@ impl<W: Write> Recording<W> {
     ) -> io::Result<()> {
         let s = side_index(from);
         let p = 1 - s;
-        let mut conv = self.take(stream)?;
+        let t = self.stamp(at);
+        let packets = &mut self.packets;
+        let conv = self
+            .conversations
+            .get_mut(&stream)
+            .ok_or_else(|| not_open(stream))?;
         if conv.fin[s] {
-            self.conversations.insert(stream, conv);
             return Err(invalid(format!(
                 "stream {stream}: data from the {} after its FIN",
                 from.name()
             )));
         }
-        let t = self.stamp(at);
         for (i, chunk) in bytes.chunks(MAX_SEGMENT).enumerate() {
             let len = chunk.len() as u32;
             // Before this segment would fill the receiver's window (tshark: "window full"), the
             // receiver acknowledges what it has.
             let in_flight = conv.next_seq[s].wrapping_sub(conv.acked[s]);
             if in_flight.saturating_add(len) >= WINDOW {
-                self.ack(&conv, p, t);
+                packets.ack(conv, p, t);
                 conv.acked[s] = conv.next_seq[s];
             }
             let flags = Flags {
@@ -306,17 +323,16 @@ impl<W: Write> Recording<W> {
                 ..Flags::default()
             };
             let (seq, ack) = (conv.next_seq[s], conv.next_seq[p]);
-            self.segment(&conv, s, flags, seq, ack, chunk, t);
+            packets.segment(conv, s, flags, seq, ack, chunk, t);
             conv.acked[p] = conv.next_seq[p];
             conv.next_seq[s] = seq.wrapping_add(len);
             let start = i * MAX_SEGMENT;
             each(Segment {
-                packet: self.packets,
+                packet: packets.count,
                 time: seconds(t, RESOLUTION),
                 range: start..start + chunk.len(),
             });
         }
-        self.conversations.insert(stream, conv);
         Ok(())
     }
 
@@ -336,13 +352,14 @@ impl<W: Write> Recording<W> {
             fin: true,
             ..Flags::default()
         };
-        self.segment(&conv, s, flags, conv.next_seq[s], conv.next_seq[p], &[], t);
+        self.packets
+            .segment(&conv, s, flags, conv.next_seq[s], conv.next_seq[p], &[], t);
         conv.acked[p] = conv.next_seq[p];
         conv.next_seq[s] = conv.next_seq[s].wrapping_add(1);
         conv.fin[s] = true;
         if conv.fin[p] {
             // The first side to close acknowledges the second's FIN.
-            self.ack(&conv, p, t);
+            self.packets.ack(&conv, p, t);
         } else {
             self.conversations.insert(stream, conv);
         }
@@ -359,15 +376,8 @@ impl<W: Write> Recording<W> {
             rst: true,
             ..Flags::default()
         };
-        self.segment(
-            &conv,
-            s,
-            flags,
-            conv.next_seq[s],
-            conv.next_seq[1 - s],
-            &[],
-            t,
-        );
+        let (seq, ack) = (conv.next_seq[s], conv.next_seq[1 - s]);
+        self.packets.segment(&conv, s, flags, seq, ack, &[], t);
         Ok(())
     }
 
@@ -386,10 +396,10 @@ impl<W: Write> Recording<W> {
     /// Flush the output; fails with the first write error met since the last
     /// [`Recording::take_error`], if any.
     pub fn flush(&mut self) -> io::Result<()> {
-        if let Some(Err(e)) = self.out.as_mut().map(Write::flush) {
-            self.fail(e);
+        if let Some(Err(e)) = self.packets.out.as_mut().map(Write::flush) {
+            self.packets.fail(e);
         }
-        match self.failed.take() {
+        match self.packets.failed.take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -398,37 +408,39 @@ impl<W: Write> Recording<W> {
     /// The first write error met since the last call, if any: the output was dropped then (a
     /// half-written block would break the file), and numbering went on.
     pub fn take_error(&mut self) -> Option<io::Error> {
-        self.failed.take()
-    }
-
-    fn fail(&mut self, e: io::Error) {
-        self.out = None;
-        self.failed.get_or_insert(e);
+        self.packets.failed.take()
     }
 
     /// Stop writing and give the output back; packets are still numbered (a live view goes on
     /// after the file failed).
     pub fn take_output(&mut self) -> Option<W> {
-        self.out.take()
+        self.packets.out.take()
     }
 
     /// Close what is open, flush, and give the output back (or the first write error).
     pub fn finish(mut self) -> io::Result<Option<W>> {
         self.close_all(SystemTime::now())?;
         self.flush()?;
-        Ok(self.out.take())
+        Ok(self.packets.out.take())
     }
 
     fn take(&mut self, stream: u32) -> io::Result<Conversation> {
         self.conversations
             .remove(&stream)
-            .ok_or_else(|| invalid(format!("stream {stream} is not open in the recording")))
+            .ok_or_else(|| not_open(stream))
     }
 
     /// The time to write for `at`, in microseconds: never before the last one written.
     fn stamp(&mut self, at: SystemTime) -> u64 {
         self.last_micros = self.last_micros.max(micros(at));
         self.last_micros
+    }
+}
+
+impl<W: Write> Packets<W> {
+    fn fail(&mut self, e: io::Error) {
+        self.out = None;
+        self.failed.get_or_insert(e);
     }
 
     /// A pure ACK from `from` acknowledging all the other side has sent.
@@ -453,75 +465,84 @@ impl<W: Write> Recording<W> {
         payload: &[u8],
         t: u64,
     ) {
-        self.packets += 1;
-        if self.out.is_none() {
+        self.count += 1;
+        let Some(out) = self.out.as_mut() else {
             return;
-        }
-        if let Err(e) = self.write_packet(conv, from, flags, seq, ack, payload, t) {
+        };
+        if let Err(e) = write_packet(out, conv, from, flags, seq, ack, payload, t) {
             self.fail(e);
         }
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn write_packet(
-        &mut self,
-        conv: &Conversation,
-        from: usize,
-        flags: Flags,
-        seq: u32,
-        ack: u32,
-        payload: &[u8],
-        t: u64,
-    ) -> io::Result<()> {
-        let (src, dst) = (conv.addrs[from], conv.addrs[1 - from]);
-        let macs = if from == 0 {
-            (CLIENT_MAC, BROKER_MAC)
-        } else {
-            (BROKER_MAC, CLIENT_MAC)
-        };
-        let link = PacketBuilder::ethernet2(macs.0, macs.1);
-        let ip = match (src.ip(), dst.ip()) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => link.ipv4(a.octets(), b.octets(), 64),
-            (a, b) => link.ipv6(v6_octets(a), v6_octets(b), 64),
-        };
-        let mut tcp = ip.tcp(src.port(), dst.port(), seq, WINDOW as u16);
-        if flags.syn {
-            tcp = tcp.syn();
-        }
-        if flags.ack {
-            tcp = tcp.ack(ack);
-        }
-        if flags.psh {
-            tcp = tcp.psh();
-        }
-        if flags.fin {
-            tcp = tcp.fin();
-        }
-        if flags.rst {
-            tcp = tcp.rst();
-        }
-        self.frame.clear();
-        tcp.write(&mut self.frame, payload)
-            .map_err(|e| invalid(format!("cannot build a packet: {e}")))?;
-        let len = self.frame.len() as u32;
-        let mut epb = EnhancedPacketBlock {
-            block_type: 0,
-            block_len1: 0,
-            if_id: 0,
-            ts_high: (t >> 32) as u32,
-            ts_low: t as u32,
-            caplen: len,
-            origlen: len,
-            data: &self.frame,
-            options: Vec::new(),
-            block_len2: 0,
-        };
-        let block = epb.to_vec().map_err(encode_error)?;
-        match self.out.as_mut() {
-            Some(out) => out.write_all(&block),
-            None => Ok(()),
-        }
+/// One packet as an Enhanced Packet Block, straight into `out`: the block's header, then the
+/// Ethernet/IP/TCP headers and the payload as etherparse writes them, then the padding and the
+/// trailing length. (pcap-parser's serializer builds each block in a `Vec` of its own first: an
+/// allocation and a copy per packet, on the connection's own task when our processes record.)
+#[allow(clippy::too_many_arguments)]
+fn write_packet<W: Write>(
+    out: &mut W,
+    conv: &Conversation,
+    from: usize,
+    flags: Flags,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+    t: u64,
+) -> io::Result<()> {
+    let (src, dst) = (conv.addrs[from], conv.addrs[1 - from]);
+    let macs = if from == 0 {
+        (CLIENT_MAC, BROKER_MAC)
+    } else {
+        (BROKER_MAC, CLIENT_MAC)
+    };
+    let link = PacketBuilder::ethernet2(macs.0, macs.1);
+    let ip = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => link.ipv4(a.octets(), b.octets(), 64),
+        (a, b) => link.ipv6(v6_octets(a), v6_octets(b), 64),
+    };
+    let mut tcp = ip.tcp(src.port(), dst.port(), seq, WINDOW as u16);
+    if flags.syn {
+        tcp = tcp.syn();
     }
+    if flags.ack {
+        tcp = tcp.ack(ack);
+    }
+    if flags.psh {
+        tcp = tcp.psh();
+    }
+    if flags.fin {
+        tcp = tcp.fin();
+    }
+    if flags.rst {
+        tcp = tcp.rst();
+    }
+    let len = tcp.size(payload.len());
+    let padding = (4 - len % 4) % 4;
+    // Type, total length, interface, timestamp (high, low), captured and original length: the
+    // pcapng EPB layout, in the section's byte order (little-endian, as the header says).
+    let total = u32::try_from(EPB_HEADER + len + padding + 4)
+        .map_err(|_| invalid(format!("a packet of {len} bytes does not fit a block")))?;
+    let mut head = [0u8; EPB_HEADER];
+    for (i, word) in [
+        EPB_TYPE,
+        total,
+        0,
+        (t >> 32) as u32,
+        t as u32,
+        len as u32,
+        len as u32,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        head[4 * i..4 * i + 4].copy_from_slice(&word.to_le_bytes());
+    }
+    out.write_all(&head)?;
+    tcp.write(out, payload)
+        .map_err(|e| invalid(format!("cannot build a packet: {e}")))?;
+    out.write_all(&[0; 3][..padding])?;
+    out.write_all(&total.to_le_bytes())
 }
 
 fn v6_octets(ip: IpAddr) -> [u8; 16] {
