@@ -10,6 +10,11 @@ reports medians, so a change of machine load hits every implementation alike. Ea
 process (the implementation's own server: `amqp-rpc serve`, lapin-rpc server, amqprs-rpc server, the tutorial's
 tests/pika/rpc_server.py), started on a freshly deleted `rpc_queue` and killed afterwards.
 
+`blocking` is ours too: `amqp-rpc bench --blocking`, the blocking client (rpc_client::blocking on amqp-client's blocking
+shell: one thread, no runtime, the caller's thread writes the request and reads the reply) against `amqp-rpc serve`,
+in the sequential row only. `blocking@floor-srv` is the same client against the floor's server, so that the client
+alone is compared with the floor's client (issue 13's targets).
+
 `floor` (bench/floor-rpc) is not a peer but a bound: client and server on blocking sockets in one thread each, no
 runtime, the request encoded once, one write per call (per batch when pipelined) and blocking reads. What it
 reaches is about the best any client and server can do against this broker on this machine.
@@ -79,6 +84,17 @@ def impls():
             'client': lambda n, c, k, extra=(): [ours, 'bench', '--calls', str(n), '--inflight', str(c),
                                                   '--fib', str(k), '--json', '--uri', URI, *extra],
             'raw': lambda n: [ours, 'bench', '--raw', '--calls', str(n), '--json', '--uri', URI],
+        },
+        # The blocking client (one thread, sequential calls only): with our server, and with the floor's server.
+        'blocking': {
+            'server': lambda prefetch: [ours, 'serve', '--prefetch', str(prefetch), '--uri', URI],
+            'client': lambda n, c, k, extra=(): [ours, 'bench', '--blocking', '--calls', str(n), '--fib', str(k),
+                                                  '--json', '--uri', URI, *extra],
+        },
+        'blocking@floor-srv': {
+            'server': lambda prefetch: [peer_bin('floor'), 'server', '--prefetch', str(prefetch), '--uri', URI],
+            'client': lambda n, c, k, extra=(): [ours, 'bench', '--blocking', '--calls', str(n), '--fib', str(k),
+                                                  '--json', '--uri', URI, *extra],
         },
         'lapin': rust_peer('lapin'),
         'amqprs': rust_peer('amqprs'),
@@ -267,7 +283,8 @@ def measure(name, impl, row, args):
 def rows(args):
     all_rows = {
         'seq': dict(title=f'sequential: C=1, prefetch 1, {args.seq_calls} calls', kind='rpc', calls=args.seq_calls,
-                    inflight=1, prefetch=1, impls=['ours', 'lapin', 'amqprs', 'pika', 'floor']),
+                    inflight=1, prefetch=1,
+                    impls=['ours', 'blocking', 'blocking@floor-srv', 'lapin', 'amqprs', 'pika', 'floor']),
         'pipe64': dict(title=f'pipelined: C=64, prefetch 64, {args.pipe_calls} calls', kind='rpc',
                        calls=args.pipe_calls, inflight=64, prefetch=64, impls=['ours', 'lapin', 'amqprs', 'floor']),
         'pipe256': dict(title=f'pipelined: C=256, prefetch 64, {args.pipe_calls} calls', kind='rpc',
@@ -406,6 +423,17 @@ def verdicts(summaries):
                        f'{f["cpu_us_per_call"]:.1f} µs/call = {f["cpu_us_per_call"] / best_cpu:.2f}× theirs; ours is '
                        f'{seq["ours"]["p50_us"] / f["p50_us"]:.2f}× and {seq["ours"]["cpu_us_per_call"] / f["cpu_us_per_call"]:.2f}× '
                        'the floor')
+    f = seq.get('floor')
+    for name, label in (('blocking', 'with our server'), ('blocking@floor-srv', "with the floor's server")):
+        b = seq.get(name)
+        if not (b and f):
+            continue
+        r = b['cpu_us_per_call'] / f['cpu_us_per_call']
+        check(f'blocking client {label}: sequential client CPU per call ≤ 1.15× the floor\'s (issue 13)', r <= 1.15,
+              f'{r:.2f}×: {b["cpu_us_per_call"]:.1f} vs {f["cpu_us_per_call"]:.1f} µs/call')
+        r = b['p50_us'] / f['p50_us']
+        check(f'blocking client {label}: sequential p50 ≤ 1.05× the floor\'s (issue 13)', r <= 1.05,
+              f'{r:.2f}×: {b["p50_us"]:,.0f} vs {f["p50_us"]:,.0f} µs')
     pipe = summaries.get('pipe64', {})
     if 'ours' in pipe:
         peers = [pipe[p] for p in PEERS if p in pipe]
@@ -523,7 +551,8 @@ def main():
              'divided by cores / (broker CPU per call): what the broker could do with every core to itself. '
              '`floor` is not a peer: bench/floor-rpc, a blocking single-threaded client and server with no runtime '
              'and almost no user-space work, i.e. about the least any implementation can cost on this machine and '
-             'broker.', '']
+             'broker. `blocking` is our blocking client (one thread, no runtime) with our server; '
+             "`blocking@floor-srv` the same client with the floor's server.", '']
     for key, row in plan:
         if key not in summaries:
             continue
@@ -534,7 +563,7 @@ def main():
         else:
             lines += table_variants(row, summaries[key])
         lines.append('')
-    lines += ['### Targets (issue 6)', ''] + verdicts(summaries) + ['']
+    lines += ['### Targets (issues 6 and 13)', ''] + verdicts(summaries) + ['']
     text = '\n'.join(lines)
     print(text)
     with open(args.out, 'w') as f:

@@ -11,8 +11,8 @@ of the broker; other programs using the broker meanwhile only add frames). dumpc
 packets is printed: a capture with drops still measures speed, but its calls do not all pair.
 
 Each view reads the file with its output sent to /dev/null; the views (and, with --baseline, the two
-builds) run alternately for --rounds rounds and the median wall time is reported, with MB/s and the peak
-RSS of the process (getrusage of the child). `--tshark` adds one run of `tshark -r FILE -V -Y amqp`.
+builds) run alternately for --rounds rounds and the medians are reported: wall time, CPU time (user +
+system, getrusage of the child: the steadier figure on a shared machine), MB/s of CPU time, peak RSS. `--tshark` adds one run of `tshark -r FILE -V -Y amqp`.
 """
 import argparse
 import os
@@ -70,7 +70,7 @@ def make_capture(binary, calls, inflight, path):
 
 
 def run_once(cmd):
-    """Wall seconds and peak RSS (MB) of one run, output to /dev/null."""
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one run, output to /dev/null."""
     start = time.perf_counter()
     with open(os.devnull, 'wb') as null:
         proc = subprocess.Popen(cmd, stdout=null, stderr=subprocess.PIPE)
@@ -80,7 +80,7 @@ def run_once(cmd):
     err = proc.stderr.read().decode(errors='replace')
     if proc.returncode not in (0, 1):
         raise SystemExit(f'{cmd}: exit {proc.returncode}\n{err}')
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def supports(binary, flag):
@@ -118,19 +118,20 @@ def main():
                     flags = MODES[mode]
                     if flags and not all(supports(binary, f) for f in flags if f.startswith('--rpc')):
                         continue
-                    wall, rss = run_once([binary, 'decode', *flags, '--color', 'never', path])
-                    runs.setdefault((mode, name), []).append((wall, rss))
-                    log(f'round {r + 1} {mode:9} {name}: {wall:.2f} s, {rss:.0f} MB')
+                    wall, cpu, rss = run_once([binary, 'decode', *flags, '--color', 'never', path])
+                    runs.setdefault((mode, name), []).append((wall, cpu, rss))
+                    log(f'round {r + 1} {mode:9} {name}: {wall:.2f} s, CPU {cpu:.2f} s, {rss:.0f} MB')
         if args.tshark:
-            wall, rss = run_once(['tshark', '-r', path, '-V', '-Y', 'amqp'])
-            runs[('tshark -V -Y amqp', 'tshark')] = [(wall, rss)]
-        print(f'\ncapture {path}: {size / 1e6:.1f} MB, {args.rounds} round(s), median wall time\n')
-        print('| view | build | seconds | MB/s | peak RSS MB |')
-        print('|---|---|---:|---:|---:|')
+            wall, cpu, rss = run_once(['tshark', '-r', path, '-V', '-Y', 'amqp'])
+            runs[('tshark -V -Y amqp', 'tshark')] = [(wall, cpu, rss)]
+        print(f'\ncapture {path}: {size / 1e6:.1f} MB, {args.rounds} round(s), medians\n')
+        print('| view | build | wall s | CPU s | MB/s (CPU) | peak RSS MB |')
+        print('|---|---|---:|---:|---:|---:|')
         for (mode, name), samples in runs.items():
-            wall = statistics.median(w for w, _ in samples)
-            rss = max(m for _, m in samples)
-            print(f'| {mode} | {name} | {wall:.2f} | {size / 1e6 / wall:.1f} | {rss:.0f} |')
+            wall = statistics.median(w for w, _, _ in samples)
+            cpu = statistics.median(c for _, c, _ in samples)
+            rss = max(m for _, _, m in samples)
+            print(f'| {mode} | {name} | {wall:.2f} | {cpu:.2f} | {size / 1e6 / cpu:.1f} | {rss:.0f} |')
     finally:
         if tmp:
             os.unlink(tmp)

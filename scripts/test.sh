@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's one test command: broker + pika, the other libraries' tutorial programs (tests/interop),
-# formatting, lints, then the workspace tests.
+# headless Chromium (tests/decode_html), formatting, lints, then the workspace tests.
 # Extra arguments go to `cargo test --workspace`, e.g. `scripts/test.sh golden -- --nocapture`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,7 @@ run() {
 run scripts/broker.sh
 run scripts/broker-tls.sh
 run scripts/interop.sh
+run scripts/chromium.sh     # headless Chromium for the browser test of `decode --html`
 run cargo fmt --all -- --check
 run cargo clippy --workspace --all-targets -- -D warnings
 run cargo test --workspace "$@"

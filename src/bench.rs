@@ -7,7 +7,10 @@
 //! Tests drive both modes as library functions: [`calls`] (closed loop) and [`open_loop::measure`],
 //! with arguments parsed as on the command line ([`BenchArgs::try_parse_from`]).
 //!
-//! The client runs on a current-thread tokio runtime: the connection's reader task (which matches replies to
+//! `--blocking` runs the blocking client instead (`rpc_client::blocking`, on `amqp-client`'s blocking shell): one
+//! thread making sequential calls, no runtime, the caller's thread writing the request and reading the reply.
+//!
+//! The async client runs on a current-thread tokio runtime: the connection's reader task (which matches replies to
 //! their calls), its writer task and the callers then share one thread, so a reply wakes its caller without a
 //! cross-thread wake-up,
 //! and the other core stays free for the broker (on a 2-core machine every cycle the client saves is the broker's).
@@ -56,6 +59,10 @@ pub struct BenchArgs {
     /// Measure the broker's ceiling: publish and consume 16-byte messages through one queue, msgs/s.
     #[arg(long)]
     pub raw: bool,
+    /// Use the blocking client (the blocking shell, no runtime): one thread, sequential calls, so
+    /// `--inflight` must be 1. Run the server beside it (`amqp-rpc serve`).
+    #[arg(long, conflicts_with_all = ["raw", "with_server", "rate"])]
+    pub blocking: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -125,6 +132,17 @@ fn run_measured(args: &BenchArgs) -> ExitCode {
         eprintln!("error: --calls and --inflight must be at least 1");
         return ExitCode::from(2);
     }
+    if args.blocking {
+        if args.inflight != 1 {
+            eprintln!(
+                "error: --blocking makes sequential calls on one thread (one call in flight): drop --inflight {} \
+                 or use the async client for calls in flight",
+                args.inflight
+            );
+            return ExitCode::from(2);
+        }
+        return finish(blocking_calls(args), args.json);
+    }
     let owned = args.clone();
     let outcome = on_runtime(async move {
         if owned.raw {
@@ -133,9 +151,13 @@ fn run_measured(args: &BenchArgs) -> ExitCode {
             calls(&owned).await
         }
     });
+    finish(outcome, args.json)
+}
+
+fn finish(outcome: Result<Report, BoxError>, json: bool) -> ExitCode {
     match outcome {
         Ok(report) => {
-            print_report(&report, args.json);
+            print_report(&report, json);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -167,6 +189,7 @@ fn on_runtime<T: Send + 'static>(
 pub struct Report {
     ops: u64,
     inflight: usize,
+    blocking: bool,
     direct_reply_to: bool,
     elapsed: Duration,
     cpu: CpuTimes,
@@ -277,6 +300,7 @@ pub async fn calls(args: &BenchArgs) -> Result<Report, BoxError> {
     Ok(Report {
         ops: done,
         inflight: args.inflight,
+        blocking: false,
         direct_reply_to: args.direct_reply_to,
         elapsed,
         cpu,
@@ -294,6 +318,53 @@ async fn one_call(client: &RpcClient, body: Bytes, expected: &Bytes) -> Result<D
         return Err(RpcError::BadReply(format!("expected {expected:?}, got {reply:?}")).into());
     }
     Ok(latency)
+}
+
+/// `--blocking`: the blocking client on this thread, one call after another; nothing else runs.
+fn blocking_calls(args: &BenchArgs) -> Result<Report, BoxError> {
+    let client = rpc_client::blocking::RpcClient::connect(
+        RpcClient::builder()
+            .uri(args.uri.as_str())
+            .queue(args.queue.as_str())
+            .timeout(args.timeout)
+            .direct_reply_to(args.direct_reply_to)
+            .correlation_ids(if args.binary_ids {
+                CorrelationIds::UuidBinary
+            } else {
+                CorrelationIds::UuidText
+            }),
+    )?;
+    let body = Bytes::from(args.fib.to_string());
+    let expected = Bytes::from(rpc_server::fib::fib_decimal(args.fib));
+
+    let progress = progress_bar(args.calls, "calls");
+    let mut histogram = latency_histogram();
+    let meter = Meter::start();
+    for done in 1..=args.calls {
+        let t = Instant::now();
+        let reply = client.call(body.clone())?;
+        let latency = t.elapsed();
+        if reply != expected {
+            return Err(RpcError::BadReply(format!("expected {expected:?}, got {reply:?}")).into());
+        }
+        record(&mut histogram, latency);
+        if done % 256 == 0 {
+            progress.set_position(done);
+        }
+    }
+    let (elapsed, cpu) = meter.stop();
+    progress.finish_and_clear();
+    client.close()?;
+    Ok(Report {
+        ops: args.calls,
+        inflight: 1,
+        blocking: true,
+        direct_reply_to: args.direct_reply_to,
+        elapsed,
+        cpu,
+        histogram: Some(histogram),
+        peak_rss_bytes: peak_rss_bytes(),
+    })
 }
 
 /// `--raw`: one connection, a publishing channel and a consuming channel on one exclusive queue (auto-ack);
@@ -356,6 +427,7 @@ async fn raw(args: &BenchArgs) -> Result<Report, BoxError> {
     Ok(Report {
         ops: received,
         inflight: RAW_WINDOW as usize,
+        blocking: false,
         direct_reply_to: false,
         elapsed,
         cpu,
@@ -390,7 +462,8 @@ fn print_report(r: &Report, as_json: bool) {
         (Some(h), true) => println!(
             "{}",
             json!({
-                "client": "amqp-rpc", "calls": r.ops, "inflight": r.inflight,
+                "client": if r.blocking { "amqp-rpc --blocking" } else { "amqp-rpc" },
+                "calls": r.ops, "inflight": r.inflight,
                 "direct_reply_to": r.direct_reply_to, "elapsed_s": secs, "calls_per_sec": rate,
                 "p50_us": h.value_at_quantile(0.5), "p90_us": h.value_at_quantile(0.9),
                 "p99_us": h.value_at_quantile(0.99), "p999_us": h.value_at_quantile(0.999),
@@ -405,8 +478,9 @@ fn print_report(r: &Report, as_json: bool) {
             } else {
                 "callback queue"
             };
+            let shell = if r.blocking { ", blocking client" } else { "" };
             println!(
-                "{} calls, {} in flight, {reply}: {secs:.2} s, {rate:.0} calls/s",
+                "{} calls, {} in flight, {reply}{shell}: {secs:.2} s, {rate:.0} calls/s",
                 r.ops, r.inflight
             );
             println!(

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use amqp_dissect::record::{Opened, Recording, Segment};
+use amqp_dissect::record::{Mark, Opened, Recording, Segment};
 use amqp_dissect::Side;
 
 /// Written to the file in blocks of this size: a write syscall per 1 MiB, not per packet.
@@ -29,6 +29,8 @@ pub trait Watch: Send + Sync {
     fn opened(&self, opened: Opened);
     /// `bytes` that `from` sent on `stream`, recorded as `segment`.
     fn data(&self, stream: u32, from: Side, bytes: &[u8], segment: &Segment);
+    /// `from` closed its direction of `stream` (a FIN, or a RST when `reset`), recorded as `mark`.
+    fn closed(&self, stream: u32, from: Side, reset: bool, mark: Mark);
     /// The connection is over.
     fn ended(&self, stream: u32);
 }
@@ -39,6 +41,9 @@ impl<T: Watch + ?Sized> Watch for Arc<T> {
     }
     fn data(&self, stream: u32, from: Side, bytes: &[u8], segment: &Segment) {
         (**self).data(stream, from, bytes, segment);
+    }
+    fn closed(&self, stream: u32, from: Side, reset: bool, mark: Mark) {
+        (**self).closed(stream, from, reset, mark);
     }
     fn ended(&self, stream: u32) {
         (**self).ended(stream);
@@ -132,25 +137,32 @@ impl Tap {
     /// `from` closed its side of `stream` (FIN).
     pub fn fin(&self, stream: u32, from: Side) {
         let mut state = self.lock();
+        self.fin_locked(&mut state, stream, from);
+    }
+
+    fn fin_locked(&self, state: &mut State, stream: u32, from: Side) {
         let result = state.recording.fin(stream, from, SystemTime::now());
-        state.check(result);
+        if let (Some(Some(mark)), Some(w)) = (state.check(result), &self.watch) {
+            w.closed(stream, from, false, mark);
+        }
     }
 
     /// `from` reset `stream` (RST).
     pub fn reset(&self, stream: u32, from: Side) {
         let mut state = self.lock();
         let result = state.recording.reset(stream, from, SystemTime::now());
-        state.check(result);
+        if let (Some(mark), Some(w)) = (state.check(result), &self.watch) {
+            w.closed(stream, from, true, mark);
+        }
     }
 
     /// `stream` is over: closed with FINs in the recording if nothing closed it yet, and the
     /// file flushed so that it can be read while the process goes on.
     pub fn end(&self, stream: u32) {
         let mut state = self.lock();
-        let now = SystemTime::now();
         // Already closed (both FINs, or a RST) is the usual case: nothing to add then.
-        let _ = state.recording.fin(stream, Side::Client, now);
-        let _ = state.recording.fin(stream, Side::Broker, now);
+        self.fin_locked(&mut state, stream, Side::Client);
+        self.fin_locked(&mut state, stream, Side::Broker);
         let flushed = state.recording.flush();
         state.check(flushed);
         drop(state);

@@ -247,3 +247,62 @@ fn deep_nesting_prints_linear_output() {
         frame.len()
     );
 }
+
+/// Strings from the wire reach the terminal escaped in every text view (issue 13): a routing key
+/// with an ANSI escape and line breaks, a correlation id with a NUL, a table key with a bidi
+/// override, a close's reply text with control characters.
+#[test]
+fn wire_strings_are_escaped_in_every_text_view() {
+    use amqp_codec::{
+        encode_message, BasicProperties, BasicPublish, ConnectionClose, FieldTable, Frame,
+    };
+
+    let mut wire = bytes::BytesMut::from(&b"AMQP\x00\x00\x09\x01"[..]);
+    let publish = BasicPublish {
+        routing_key: "q\x1b[31m\r\nFAKE LINE".into(),
+        ..Default::default()
+    };
+    let props = BasicProperties {
+        correlation_id: Some("id\0\x07".into()),
+        reply_to: Some("amq.gen-\u{202e}x".into()),
+        headers: Some(FieldTable::new().with("k\u{202e}ey", "v\x1b]0;title\x07")),
+        ..Default::default()
+    };
+    encode_message(&mut wire, 1, &publish.into(), &props, b"\x1b[2J", 131_072).unwrap();
+    let close = ConnectionClose {
+        reply_code: 320,
+        reply_text: "\0\r\n\x1b[31m".into(),
+        class_id: 0,
+        method_id: 0,
+    };
+    Frame::Method(0, close.into()).encode(&mut wire).unwrap();
+    for view in [
+        &[][..],
+        &["--summary"],
+        &["--flow"],
+        &["--flow=mermaid"],
+        &["--rpc"],
+    ] {
+        let mut args = vec!["--raw", "--color", "never", "-"];
+        args.extend_from_slice(view);
+        let o = run(&args, Some(&wire));
+        let out = text(&o);
+        assert!(
+            !out.chars().any(|c| c.is_control() && c != '\n'),
+            "{view:?}: a control character reached the output:\n{out:?}"
+        );
+        assert!(
+            !out.contains('\u{202e}'),
+            "{view:?}: a bidi override got through"
+        );
+    }
+    let tree = text(&run(&["--raw", "-"], Some(&wire)));
+    for shown in [
+        "Routing-Key: q\\u{1b}[31m\\u{d}\\u{a}FAKE LINE",
+        "Correlation-Id: id\\u{0}\\u{7}",
+        "k\\u{202e}ey (string): v\\u{1b}]0;title\\u{7}",
+        "Reply-Text: \\u{0}\\u{d}\\u{a}\\u{1b}[31m",
+    ] {
+        assert!(tree.contains(shown), "no {shown:?} in\n{tree}");
+    }
+}

@@ -1,5 +1,5 @@
 //! Replays the committed fuzz corpora of `decode_hex` and `decode_capture` (fuzz/corpus/) through
-//! `amqp-rpc decode`'s printers (tree, JSON, summary, flow), on stable: every input found once
+//! `amqp-rpc decode`'s printers (tree, JSON, summary, flow, rpc, html), on stable: every input found once
 //! stays panic-free in the CLI too. The dissector's own checks replay in
 //! `amqp-dissect/tests/fuzz_corpus.rs`.
 
@@ -49,6 +49,13 @@ fn decode_capture_corpus_replays_without_panic() {
         let _ = decode_slice(&data, &args);
         args.flow = None;
         args.json = true;
+        let _ = decode_slice(&data, &args);
+        args.rpc = true;
+        let _ = decode_slice(&data, &args);
+        args.json = false;
+        let _ = decode_slice(&data, &args);
+        args.rpc = false;
+        args.html = Some("unused.html".into());
         let _ = decode_slice(&data, &args);
     }
 }

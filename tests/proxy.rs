@@ -383,6 +383,56 @@ fn our_server_and_client_through_the_proxy_live_view_recording_and_tshark_agree(
     assert!(summary.contains("Basic.Deliver"), "{summary}");
 }
 
+/// `--rpc` live: each call printed once it is finished, as `decode --rpc` of the recording
+/// reports it (the same JSON object, in the order calls finished rather than by number).
+#[test]
+fn the_rpc_view_pairs_calls_live_as_decode_does_from_the_recording() {
+    broker::require();
+    let queue = unique("proxy-rpc");
+    let _cleanup = support::QueueGuard::new(support::BROKER_URI, &queue);
+    let record = scratch("rpc.pcapng");
+    let proxy = ProxyProc::start(
+        &["--rpc", "--json", "--record", record.to_str().unwrap()],
+        false,
+    );
+    let uri = proxy.uri();
+    let mut server = serve(&["--uri", &uri, "--queue", &queue]);
+    for (n, answer, extra) in [
+        ("10", "55", None),
+        ("20", "6765", Some("--direct-reply-to")),
+    ] {
+        let mut args = vec!["call", "--uri", &uri, "--queue", &queue, n];
+        args.extend(extra);
+        let lines = run_ours(&args);
+        assert!(
+            lines.iter().any(|l| l == &format!(" [.] Got {answer}")),
+            "{lines:#?}"
+        );
+    }
+    assert!(server.terminate().success());
+    let (live, _) = proxy.stop();
+    let by_call = |text: &str| {
+        let mut calls = json_lines(text);
+        calls.sort_by_key(|c| c["call"].as_u64());
+        calls
+    };
+    let (live, decoded) = (
+        by_call(&live),
+        by_call(&decode(&record, &["--rpc", "--json"])),
+    );
+    assert_eq!(live.len(), 2, "{live:#?}");
+    assert_eq!(
+        live, decoded,
+        "the live calls and decode --rpc of the recording"
+    );
+    for call in &live {
+        assert_eq!(call["outcome"], "answered", "{call}");
+        assert!(call["latency_ms"]["total"].as_f64().is_some(), "{call}");
+        assert!(call["ack"].is_object(), "the server's ack paired: {call}");
+    }
+    assert_eq!(live[1]["reply_to"], "amq.rabbitmq.reply-to");
+}
+
 #[test]
 fn tls_on_both_sides_shows_and_records_plaintext() {
     broker::require();

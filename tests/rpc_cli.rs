@@ -238,6 +238,55 @@ fn demo_runs_a_server_and_a_client_in_one_process() {
     }
 }
 
+#[test]
+fn bench_blocking_reports_the_same_keys_and_refuses_calls_in_flight() {
+    require_broker();
+    let queue = unique("cli-bench-blocking");
+    let _guard = QueueGuard(queue.clone());
+    let server = Server::start(&queue);
+    let out = run(&[
+        "bench",
+        "--blocking",
+        "-n",
+        "200",
+        "--fib",
+        "10",
+        "--json",
+        "--queue",
+        &queue,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let blocking: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).trim()).expect("one JSON object");
+    assert_eq!(blocking["calls"], 200);
+    assert_eq!(blocking["inflight"], 1);
+    assert_eq!(blocking["client"], "amqp-rpc --blocking");
+    assert!(
+        blocking["p50_us"].as_u64().is_some_and(|p| p > 0),
+        "{blocking}"
+    );
+    // The async client's report has exactly the same keys, so compare.py reads both alike.
+    let out = run(&["bench", "-n", "20", "--json", "--queue", &queue]);
+    assert!(out.status.success(), "{out:?}");
+    let async_: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&blocking), keys(&async_));
+    server.stop();
+
+    // One thread, one call at a time: more in flight is refused with a clear message.
+    let out = run(&["bench", "--blocking", "-c", "8", "--queue", &queue]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--blocking") && err.contains("one call in flight"),
+        "{err}"
+    );
+}
+
 /// `call N --json` asks in JSON and prints the JSON reply; a JSON error is one error line.
 #[test]
 fn call_json_prints_the_json_reply() {

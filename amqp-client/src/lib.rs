@@ -6,6 +6,11 @@
 //! consumer, confirms to their waiters) with no task hop per frame; a writer task writes the
 //! core's send buffer in one syscall per batch and arms the one timer the core asks for.
 //!
+//! The blocking shell ([`blocking`]) runs the same core with no runtime: the calling thread
+//! writes and reads, and a keeper thread keeps an idle connection's heartbeats going. Both shells
+//! build methods from the same options structs ([`channel`]) and TLS from the same
+//! configuration ([`tls`]).
+//!
 //! ```no_run
 //! use amqp_client::{BasicConsumeOptions, BasicProperties, BasicPublishOptions, Connection, QueueDeclareOptions};
 //!
@@ -30,10 +35,12 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod blocking;
 pub mod channel;
 pub mod connection;
 pub mod message;
 pub mod record;
+pub mod tls;
 
 /// Errors of the connection layer (the core's).
 pub mod error {

@@ -158,3 +158,95 @@ async fn bad_tls_files_are_clear_errors() {
     .unwrap_err();
     assert!(matches!(&e, Error::Tls(t) if t.contains("keyfile")), "{e}");
 }
+
+// The blocking shell: rustls's own ClientConnection on the same configuration.
+
+fn blocking_connect_tls(uri: &str) -> amqp_client::blocking::Connection {
+    amqp_client::blocking::Connection::connect(uri).unwrap_or_else(|e| {
+        panic!(
+            "cannot reach RabbitMQ over TLS on 5671 ({e}); run `bash scripts/broker.sh && bash scripts/broker-tls.sh`"
+        )
+    })
+}
+
+#[test]
+fn blocking_amqps_with_mutual_tls_and_heartbeats() {
+    use std::time::{Duration, Instant};
+    let dir = tls_dir();
+    let conn = blocking_connect_tls(&format!(
+        "amqps://guest:guest@localhost:5671/%2f?cacertfile={}&certfile={}&keyfile={}&heartbeat=1",
+        ca(),
+        dir.join("client.pem").display(),
+        dir.join("client.key").display()
+    ));
+    assert!(conn.peer().ends_with(":5671"), "{}", conn.peer());
+    let ch = conn.open_channel().unwrap();
+    let q = ch
+        .queue_declare(
+            "",
+            amqp_client::QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            &q.queue,
+            amqp_client::BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    // The keeper's non-blocking reads work under TLS too: idle past two heartbeat intervals.
+    std::thread::sleep(Duration::from_millis(2500));
+    let big = vec![7u8; 300_000];
+    ch.basic_publish(
+        "",
+        &q.queue,
+        amqp_client::BasicPublishOptions::default(),
+        &BasicProperties::default(),
+        &big,
+    )
+    .unwrap();
+    let d = consumer
+        .next_delivery(Instant::now() + common::NO_HANG)
+        .unwrap()
+        .expect("the TLS delivery");
+    assert_eq!(d.body.len(), big.len());
+    assert!(d.body.iter().all(|b| *b == 7));
+    conn.close().unwrap();
+}
+
+#[test]
+fn blocking_untrusted_certificate_and_wrong_name_are_tls_errors() {
+    tls_dir();
+    let e = amqp_client::blocking::Connection::connect("amqps://guest:guest@localhost:5671/")
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Tls(t) if t.contains("certificate")),
+        "{e}"
+    );
+    let e = amqp_client::blocking::Connection::connect(&format!(
+        "amqps://guest:guest@127.0.0.1:5671/?cacertfile={}&server_name_indication=not-the-broker.example",
+        ca()
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::Tls(t) if t.contains("certificate")),
+        "{e}"
+    );
+    // TLS to the plain port: an error within the bound, never a fallback.
+    let t = std::time::Instant::now();
+    let e = amqp_client::blocking::Connection::connect(&format!(
+        "amqps://guest:guest@127.0.0.1:5672/?cacertfile={}&connection_timeout=3000",
+        ca()
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::Tls(_) | Error::ConnectTimeout { .. }),
+        "{e}"
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -150,6 +150,20 @@ fn truncate(s: &str) -> &str {
     &s[..end]
 }
 
+/// The error for an operation on a channel handle whose channel is gone: the connection's error
+/// if it ended, else a closed channel.
+fn stale_channel(error: Option<&Error>, id: ChannelId) -> Error {
+    if let Some(e) = error {
+        return e.clone();
+    }
+    Error::ChannelClosed {
+        code: REPLY_SUCCESS,
+        text: format!("channel {} is closed", id.number),
+        class_id: 0,
+        method_id: 0,
+    }
+}
+
 /// The replies a synchronous method allows, and its name; `None` for a method nothing answers
 /// (asynchronous, or sent with `nowait`).
 fn expected_replies(m: &Method) -> Option<&'static [(u16, u16)]> {
@@ -315,26 +329,19 @@ impl Connection {
 
     fn channel_mut(&mut self, id: ChannelId) -> Result<&mut ChannelState> {
         self.usable()?;
-        let stale = self.stale_channel(id);
         match self.channels.get_mut(&id.number) {
             Some(ch) if ch.serial == id.serial => {
                 ch.check_open()?;
                 Ok(ch)
             }
-            _ => Err(stale),
+            // Built only here: every publish passes through this function (measured: formatting
+            // the error up front was ~5 % of a blocking client's user time per call).
+            _ => Err(stale_channel(self.error.as_ref(), id)),
         }
     }
 
     fn stale_channel(&self, id: ChannelId) -> Error {
-        if let Some(e) = &self.error {
-            return e.clone();
-        }
-        Error::ChannelClosed {
-            code: REPLY_SUCCESS,
-            text: format!("channel {} is closed", id.number),
-            class_id: 0,
-            method_id: 0,
-        }
+        stale_channel(self.error.as_ref(), id)
     }
 
     // ---------------------------------------------------------------- outputs

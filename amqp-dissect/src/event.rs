@@ -88,4 +88,12 @@ pub enum What {
         /// What was expected and what was found.
         message: String,
     },
+    /// The sender closed its direction of the TCP connection: a FIN, or an RST (`reset`). Once per
+    /// direction, after the frames of the segment that carried it; `offset` is where its bytes
+    /// end, so a partial frame reported at the end of input comes after it with a lower offset.
+    /// Not counted in the [`Outcome`](crate::Outcome); raw byte streams have none.
+    Closed {
+        /// RST rather than FIN.
+        reset: bool,
+    },
 }

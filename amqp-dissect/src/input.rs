@@ -83,6 +83,7 @@ pub fn for_each_event(
         match e.what {
             What::Frame { .. } => outcome.frames += 1,
             What::Error { .. } => outcome.errors += 1,
+            What::Closed { .. } => {}
         }
         sink(e)
     };

@@ -34,7 +34,9 @@
 //!
 //! The pipeline reads left to right, one module per stage: [`input`] (what the bytes are) →
 //! [`capture`] or [`hexdump`] (packets) → [`packet`] (link, IP, TCP) → [`tcp`] (streams,
-//! directions, reassembly) → [`frames`] (AMQP frames, resync after damage) → [`Event`]s.
+//! directions, reassembly) → [`frames`] (AMQP frames, resync after damage) → [`Event`]s; a TCP
+//! connection's end (FIN, RST) is an event too ([`What::Closed`]). On top, [`rpc`] pairs the RPC
+//! calls in those events across connections.
 //!
 //! Everything streams: a packet is dissected and its events handed out before the next is read,
 //! so memory stays bounded by the largest frame and the out-of-order window (4 MiB per
@@ -61,6 +63,7 @@ pub mod input;
 pub mod live;
 pub mod packet;
 pub mod record;
+pub mod rpc;
 pub mod tcp;
 
 pub use event::{Endpoints, Event, Side, What};

@@ -40,6 +40,14 @@ pub struct LiveStream {
     endpoints: Rc<Endpoints>,
     /// The client's direction, then the broker's.
     dirs: [FrameStream; 2],
+    /// Bytes were pushed, per direction.
+    started: [bool; 2],
+    /// Each direction's end was reported.
+    closed: [bool; 2],
+    /// As `decode` would judge the connection: AMQP by its broker port ([`crate::AMQP_PORT`]),
+    /// or once a direction opened with the protocol header. Only such a connection reports its
+    /// ends, as `decode` does.
+    amqp: bool,
 }
 
 impl LiveStream {
@@ -52,6 +60,9 @@ impl LiveStream {
                 broker: show(broker),
             }),
             dirs: [FrameStream::new(frame_max), FrameStream::new(frame_max)],
+            started: [false; 2],
+            closed: [false; 2],
+            amqp: broker.port() == crate::AMQP_PORT,
         }
     }
 
@@ -70,9 +81,41 @@ impl LiveStream {
         time: Option<f64>,
         emit: &mut dyn FnMut(Event),
     ) {
+        let d = dir(from);
+        if !self.started[d] && !bytes.is_empty() {
+            self.started[d] = true;
+            self.amqp |= bytes.starts_with(b"AMQP");
+        }
         let (index, endpoints) = (self.index, &self.endpoints);
-        self.dirs[dir(from)].push(bytes, packet, time, &mut |l| {
+        self.dirs[d].push(bytes, packet, time, &mut |l| {
             emit(event(index, endpoints, from, l))
+        });
+    }
+
+    /// `from` closed its direction (a FIN, or a RST when `reset`) in packet `packet` at `time`:
+    /// a [`What::Closed`](crate::What::Closed) event, once per direction, at the offset where
+    /// its bytes end.
+    pub fn closed(
+        &mut self,
+        from: Side,
+        reset: bool,
+        packet: u64,
+        time: Option<f64>,
+        emit: &mut dyn FnMut(Event),
+    ) {
+        let d = dir(from);
+        if self.closed[d] || !self.amqp {
+            return;
+        }
+        self.closed[d] = true;
+        emit(Event {
+            packet,
+            time,
+            stream: self.index,
+            side: from,
+            offset: self.dirs[d].end_offset(),
+            endpoints: self.endpoints.clone(),
+            what: crate::What::Closed { reset },
         });
     }
 
@@ -85,7 +128,8 @@ impl LiveStream {
         });
     }
 
-    /// The connection ended: a frame cut off in either direction is reported.
+    /// The connection ended: a frame cut off in either direction is reported (a `decode` of the
+    /// recording reports it at the end of the file instead).
     pub fn finish(&mut self, emit: &mut dyn FnMut(Event)) {
         for from in [Side::Client, Side::Broker] {
             let (index, endpoints) = (self.index, &self.endpoints);
@@ -144,5 +188,36 @@ mod tests {
         assert!(matches!(events[1].what, What::Frame { .. }));
         assert_eq!((events[1].stream, events[1].offset), (3, 103));
         assert_eq!(events[1].endpoints.broker, "[::1]:5672");
+    }
+
+    #[test]
+    fn each_direction_reports_its_end_once_as_decode_would() {
+        let mut events = Vec::new();
+        let mut amqp = LiveStream::new(
+            0,
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:5671".parse().unwrap(),
+            1 << 20,
+        );
+        // Not on 5672: the connection is AMQP once a direction opens with the protocol header.
+        amqp.closed(Side::Broker, false, 1, None, &mut |e| events.push(e));
+        assert!(events.is_empty());
+        amqp.push(Side::Client, b"AMQP\x00\x00\x09\x01", 2, None, &mut |e| {
+            events.push(e)
+        });
+        amqp.closed(Side::Client, true, 3, None, &mut |e| events.push(e));
+        amqp.closed(Side::Client, false, 4, None, &mut |e| events.push(e));
+        amqp.closed(Side::Broker, false, 5, None, &mut |e| events.push(e));
+        let ends: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e.what {
+                What::Closed { reset } => Some((e.packet, e.side, e.offset, reset)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            ends,
+            [(3, Side::Client, 8, true), (5, Side::Broker, 0, false)]
+        );
     }
 }

@@ -19,15 +19,16 @@
 //! rec.fin(stream, Side::Broker, t).unwrap(); // and the last ACK
 //! let file = rec.finish().unwrap().unwrap();
 //!
-//! let mut frames = 0;
+//! let mut seen = Vec::new();
 //! let outcome = dissect(&file[..], &Options::default(), |event| {
-//!     assert!(matches!(event.what, What::Frame { .. }));
-//!     assert_eq!((event.packet, event.side), (4, Side::Client));
-//!     frames += 1;
+//!     let closed = matches!(event.what, What::Closed { reset: false });
+//!     seen.push((event.packet, event.side, closed));
 //!     std::ops::ControlFlow::Continue(())
 //! })
 //! .unwrap();
-//! assert_eq!((frames, outcome.packets), (1, 7));
+//! // The protocol header in packet 4, then each side's FIN.
+//! assert_eq!(seen, [(4, Side::Client, false), (5, Side::Client, true), (6, Side::Broker, true)]);
+//! assert_eq!((outcome.frames, outcome.packets), (1, 7));
 //! ```
 //!
 //! The TCP is what a clean connection looks like, so that tshark's analysis raises no warning:
@@ -99,6 +100,15 @@ pub struct Segment {
     pub time: f64,
     /// The range of the written bytes this segment carries.
     pub range: std::ops::Range<usize>,
+}
+
+/// A FIN or RST written: its packet number and timestamp (as for [`Segment`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mark {
+    /// 1-based packet number in the file.
+    pub packet: u64,
+    /// Timestamp, seconds since the epoch, exactly as `decode` reads it back.
+    pub time: f64,
 }
 
 /// TCP state of one recorded connection; index 0 is the client, 1 the broker.
@@ -336,15 +346,15 @@ impl<W: Write> Recording<W> {
         Ok(())
     }
 
-    /// `from` closed its sending side (FIN) at `at`. When both sides have, the last ACK is
-    /// written and the stream is over.
-    pub fn fin(&mut self, stream: u32, from: Side, at: SystemTime) -> io::Result<()> {
+    /// `from` closed its sending side (FIN) at `at`: the FIN's packet, or `None` when that side
+    /// had closed already. When both sides have, the last ACK is written and the stream is over.
+    pub fn fin(&mut self, stream: u32, from: Side, at: SystemTime) -> io::Result<Option<Mark>> {
         let s = side_index(from);
         let p = 1 - s;
         let mut conv = self.take(stream)?;
         if conv.fin[s] {
             self.conversations.insert(stream, conv);
-            return Ok(());
+            return Ok(None);
         }
         let t = self.stamp(at);
         let flags = Flags {
@@ -354,6 +364,10 @@ impl<W: Write> Recording<W> {
         };
         self.packets
             .segment(&conv, s, flags, conv.next_seq[s], conv.next_seq[p], &[], t);
+        let mark = Mark {
+            packet: self.packets.count,
+            time: seconds(t, RESOLUTION),
+        };
         conv.acked[p] = conv.next_seq[p];
         conv.next_seq[s] = conv.next_seq[s].wrapping_add(1);
         conv.fin[s] = true;
@@ -363,11 +377,11 @@ impl<W: Write> Recording<W> {
         } else {
             self.conversations.insert(stream, conv);
         }
-        Ok(())
+        Ok(Some(mark))
     }
 
-    /// `from` reset the connection (RST) at `at`: the stream is over.
-    pub fn reset(&mut self, stream: u32, from: Side, at: SystemTime) -> io::Result<()> {
+    /// `from` reset the connection (RST) at `at`: the RST's packet; the stream is over.
+    pub fn reset(&mut self, stream: u32, from: Side, at: SystemTime) -> io::Result<Mark> {
         let s = side_index(from);
         let conv = self.take(stream)?;
         let t = self.stamp(at);
@@ -378,7 +392,10 @@ impl<W: Write> Recording<W> {
         };
         let (seq, ack) = (conv.next_seq[s], conv.next_seq[1 - s]);
         self.packets.segment(&conv, s, flags, seq, ack, &[], t);
-        Ok(())
+        Ok(Mark {
+            packet: self.packets.count,
+            time: seconds(t, RESOLUTION),
+        })
     }
 
     /// Every connection still open closes at `at` (FIN from both sides): a capture that ends

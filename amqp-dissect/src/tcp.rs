@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
 use crate::frames::{FrameStream, Located};
-use crate::{Endpoints, Event, Side};
+use crate::{Endpoints, Event, Side, What};
 
 /// Out-of-order bytes one direction may hold while it waits for a missing segment; beyond this
 /// the hole is declared lost and decoding resumes after it.
@@ -57,6 +57,8 @@ struct Direction {
     frames: FrameStream,
     /// The first bytes were seen (to tell a protocol header at the very start).
     started: bool,
+    /// A FIN or RST from this side was reported.
+    closed: bool,
 }
 
 impl Direction {
@@ -67,6 +69,7 @@ impl Direction {
             pending_bytes: 0,
             frames: FrameStream::new(limit),
             started: false,
+            closed: false,
         }
     }
 }
@@ -162,21 +165,30 @@ impl Streams {
         if seg.syn {
             dir.next_seq = Some(seg.seq.wrapping_add(1));
         }
-        if seg.payload.is_empty() {
-            return;
+        if !seg.payload.is_empty() {
+            if !conn.amqp && !looks_amqp(dir, seg.payload) {
+                dir.started = true;
+                return;
+            }
+            if !conn.amqp {
+                conn.amqp = true;
+            }
+            if !dir.started && seg.payload.starts_with(b"AMQP") && conn.labels.client_dir.is_none()
+            {
+                conn.labels.client_dir = Some(dir_ix);
+            }
+            let labels = &mut conn.labels;
+            reassemble(dir, seg, meta, &mut |l| emit(labels.event(dir_ix, l)));
         }
-        if !conn.amqp && !looks_amqp(dir, seg.payload) {
-            dir.started = true;
-            return;
+        // Only a connection that carried AMQP reports its end, and only once it knows who is who
+        // (a direction whose first AMQP byte is still to come names no side yet).
+        let dir = &mut conn.dirs[dir_ix];
+        if (seg.fin || seg.rst) && conn.amqp && !dir.closed && conn.labels.client_dir.is_some() {
+            dir.closed = true;
+            let closed = What::Closed { reset: seg.rst };
+            let offset = dir.frames.end_offset();
+            emit(conn.labels.labelled(dir_ix, offset, meta, closed));
         }
-        if !conn.amqp {
-            conn.amqp = true;
-        }
-        if !dir.started && seg.payload.starts_with(b"AMQP") && conn.labels.client_dir.is_none() {
-            conn.labels.client_dir = Some(dir_ix);
-        }
-        let labels = &mut conn.labels;
-        reassemble(dir, seg, meta, &mut |l| emit(labels.event(dir_ix, l)));
     }
 
     fn open(&mut self, key: (SocketAddr, SocketAddr), seg: &Segment<'_>) -> usize {
@@ -237,6 +249,15 @@ fn looks_amqp(dir: &Direction, payload: &[u8]) -> bool {
 impl Labels {
     /// The event for a frame of direction `dir_ix`.
     fn event(&mut self, dir_ix: usize, located: Located) -> Event {
+        let meta = PacketMeta {
+            number: located.packet,
+            time: located.time,
+        };
+        self.labelled(dir_ix, located.offset, meta, located.found.into())
+    }
+
+    /// `what`, seen at `offset` of direction `dir_ix` in packet `meta`, as an event.
+    fn labelled(&mut self, dir_ix: usize, offset: u64, meta: PacketMeta, what: What) -> Event {
         // First frames of a stream with no port or header to go by: the sender of the first
         // AMQP bytes is taken as the client.
         let client_dir = *self.client_dir.get_or_insert(dir_ix);
@@ -256,17 +277,17 @@ impl Labels {
             })
             .clone();
         Event {
-            packet: located.packet,
-            time: located.time,
+            packet: meta.number,
+            time: meta.time,
             stream: self.index,
             side: if dir_ix == client_dir {
                 Side::Client
             } else {
                 Side::Broker
             },
-            offset: located.offset,
+            offset,
             endpoints,
-            what: located.found.into(),
+            what,
         }
     }
 }

@@ -20,7 +20,7 @@ pub use amqp_client::DEFAULT_URI;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a timed-out call spends asking the broker how many consumers the queue has.
-const CONSUMER_COUNT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CONSUMER_COUNT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where replies come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,12 +37,12 @@ pub enum ReplyMode {
 /// Configures an [`RpcClient`].
 #[derive(Debug, Clone)]
 pub struct RpcClientBuilder {
-    uri: String,
-    timeout: Duration,
-    queue: String,
-    reply_mode: ReplyMode,
-    correlation_ids: CorrelationIds,
-    metrics: Option<Arc<crate::metrics::ClientMetrics>>,
+    pub(crate) uri: String,
+    pub(crate) timeout: Duration,
+    pub(crate) queue: String,
+    pub(crate) reply_mode: ReplyMode,
+    pub(crate) correlation_ids: CorrelationIds,
+    pub(crate) metrics: Option<Arc<crate::metrics::ClientMetrics>>,
 }
 
 impl Default for RpcClientBuilder {
@@ -344,24 +344,16 @@ impl RpcClient {
             Box::pin(self.wait_to_send(deadline, timeout, queue)).await?;
         }
         let (guard, rx) = inner.pending.register()?;
-        let trace = options
-            .trace
-            .or_else(rpc_wire::trace::current)
-            .map_or_else(rpc_wire::trace::new_trace, |parent| {
-                parent.child(rpc_wire::trace::new_span_id())
-            });
+        let trace = call_trace(options.trace);
         {
             // Scoped so the properties (368 bytes) are not kept in the call's future across the await.
-            let left = deadline.saturating_duration_since(Instant::now());
-            let deadline_ms = rpc_wire::deadline::unix_millis(std::time::SystemTime::now() + left);
-            let mut properties = options
-                .properties
-                .with_reply_to(inner.reply_to.as_str())
-                .with_correlation_id(guard.correlation_id())
-                .with_expiration(rpc_wire::deadline::expiration(left));
-            let headers = properties.headers.get_or_insert_with(Default::default);
-            headers.insert(rpc_wire::DEADLINE_HEADER, deadline_ms);
-            headers.insert(rpc_wire::TRACEPARENT_HEADER, trace.to_string());
+            let properties = request_properties(
+                options.properties,
+                inner.reply_to.as_str(),
+                guard.correlation_id(),
+                deadline,
+                trace,
+            );
             inner.channel.basic_publish_now(
                 "",
                 queue,
@@ -389,13 +381,7 @@ impl RpcClient {
             }
         };
         tracing::trace!(queue, elapsed = ?started.elapsed(), "RPC reply");
-        match error_code(&reply.properties) {
-            Some(code) => Err(RpcError::Server {
-                code,
-                message: crate::json::error_message(&reply),
-            }),
-            None => Ok(reply),
-        }
+        server_error(reply)
     }
 
     /// Calls `queue` with `request` as JSON (`content_type: application/json`) and reads the
@@ -557,23 +543,65 @@ impl Drop for ReplySink {
     }
 }
 
+/// The trace a call belongs to: the one given, else a child of the task's current one, else a
+/// fresh trace (both clients).
+pub(crate) fn call_trace(given: Option<rpc_wire::TraceParent>) -> rpc_wire::TraceParent {
+    given
+        .or_else(rpc_wire::trace::current)
+        .map_or_else(rpc_wire::trace::new_trace, |parent| {
+            parent.child(rpc_wire::trace::new_span_id())
+        })
+}
+
+/// A request's properties (both clients): the caller's, plus `reply_to`, the correlation id,
+/// the deadline as `expiration` and `x-deadline`, and the `traceparent` header.
+pub(crate) fn request_properties(
+    base: BasicProperties,
+    reply_to: impl Into<amqp_codec::ShortString>,
+    correlation_id: &[u8],
+    deadline: Instant,
+    trace: rpc_wire::TraceParent,
+) -> BasicProperties {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let deadline_ms = rpc_wire::deadline::unix_millis(std::time::SystemTime::now() + left);
+    let mut properties = base
+        .with_reply_to(reply_to)
+        .with_correlation_id(correlation_id)
+        .with_expiration(rpc_wire::deadline::expiration(left));
+    match properties.headers.as_mut() {
+        // The usual case: the two headers encoded in one go (one allocation).
+        None => properties.headers = Some(rpc_wire::request_headers(deadline_ms, &trace)),
+        Some(headers) => {
+            headers.insert(rpc_wire::DEADLINE_HEADER, deadline_ms);
+            headers.insert(rpc_wire::TRACEPARENT_HEADER, trace.to_string());
+        }
+    }
+    properties
+}
+
 /// Fails the calls whose requests the broker returned (`mandatory`, no queue to route to) with
 /// [`RpcError::NoRoute`]. Replies do not pass here: the reader task hands them over directly.
 async fn route_returns(mut returns: amqp_client::Returns, pending: Arc<Pending>) {
     while let Some(r) = returns.recv().await {
-        let Some(id) = r.properties.correlation_id.as_ref() else {
-            continue;
-        };
-        let error = RpcError::NoRoute {
-            queue: r.routing_key.to_string(),
-            reply_code: r.reply_code,
-            reply_text: r.reply_text.to_string(),
-        };
-        pending.complete(id.as_bytes(), Err(error));
+        returned(&pending, r);
     }
 }
 
-fn deliver(pending: &Pending, delivery: Delivery) {
+/// A request the broker returned: its call fails with [`RpcError::NoRoute`] (both clients).
+pub(crate) fn returned(pending: &Pending, r: amqp_client::Returned) {
+    let Some(id) = r.properties.correlation_id.as_ref() else {
+        return;
+    };
+    let error = RpcError::NoRoute {
+        queue: r.routing_key.to_string(),
+        reply_code: r.reply_code,
+        reply_text: r.reply_text.to_string(),
+    };
+    pending.complete(id.as_bytes(), Err(error));
+}
+
+/// A reply: handed to the call its correlation id names, or dropped and counted (both clients).
+pub(crate) fn deliver(pending: &Pending, delivery: Delivery) {
     let Delivery {
         properties, body, ..
     } = delivery;
@@ -585,5 +613,17 @@ fn deliver(pending: &Pending, delivery: Delivery) {
     };
     if !pending.complete(id.as_bytes(), Ok(Reply { body, properties })) {
         tracing::debug!(correlation_id = %DisplayId(id.as_bytes()), "reply for no waiting call dropped");
+    }
+}
+
+/// An error reply (`x-error`) becomes [`RpcError::Server`], its message read from a JSON error
+/// body or the text (both clients).
+pub(crate) fn server_error(reply: Reply) -> Result<Reply, RpcError> {
+    match error_code(&reply.properties) {
+        Some(code) => Err(RpcError::Server {
+            code,
+            message: crate::json::error_message(&reply),
+        }),
+        None => Ok(reply),
     }
 }

@@ -66,10 +66,25 @@ pub enum CorrelationIds {
 }
 
 impl CorrelationIds {
+    /// A fresh uuid v4 and the correlation id that writes it in this format: 36 ASCII characters
+    /// or 16 raw bytes, in the first `len` bytes of the array.
+    pub(crate) fn fresh(self) -> (u128, [u8; 36], u8) {
+        let uuid = Uuid::new_v4();
+        let mut wire = [0u8; 36];
+        let len = match self {
+            CorrelationIds::UuidText => uuid.hyphenated().encode_lower(&mut wire).len(),
+            CorrelationIds::UuidBinary => {
+                wire[..16].copy_from_slice(uuid.as_bytes());
+                16
+            }
+        };
+        (uuid.as_u128(), wire, len as u8)
+    }
+
     /// The call id a reply's correlation id names in this format: anything that is not exactly
     /// the bytes this client writes (another spelling of the same uuid included) is not an echo
     /// of one of ours.
-    fn parse(self, correlation_id: &[u8]) -> Option<u128> {
+    pub(crate) fn parse(self, correlation_id: &[u8]) -> Option<u128> {
         match self {
             CorrelationIds::UuidText => parse_call_id(correlation_id),
             CorrelationIds::UuidBinary => correlation_id.try_into().ok().map(u128::from_be_bytes),
@@ -83,13 +98,13 @@ const GIVEN_UP_MEMORY: usize = 4096;
 
 /// The ids of the last [`GIVEN_UP_MEMORY`] calls that ended without their reply.
 #[derive(Debug, Default)]
-struct GivenUp {
+pub(crate) struct GivenUp {
     ids: std::collections::HashSet<u128>,
     order: std::collections::VecDeque<u128>,
 }
 
 impl GivenUp {
-    fn remember(&mut self, id: u128) {
+    pub(crate) fn remember(&mut self, id: u128) {
         if self.order.len() == GIVEN_UP_MEMORY {
             if let Some(old) = self.order.pop_front() {
                 self.ids.remove(&old);
@@ -101,7 +116,7 @@ impl GivenUp {
     }
 
     /// Whether `id` gave up (once: a second reply for it is a duplicate, counted as unknown).
-    fn take(&mut self, id: u128) -> bool {
+    pub(crate) fn take(&mut self, id: u128) -> bool {
         self.ids.remove(&id)
     }
 }
@@ -155,29 +170,21 @@ impl Pending {
     pub(crate) fn register(
         self: &Arc<Self>,
     ) -> Result<(PendingGuard, oneshot::Receiver<Result<Reply, RpcError>>), RpcError> {
-        let uuid = Uuid::new_v4();
+        let (id, wire, len) = self.format.fresh();
         let (tx, rx) = oneshot::channel();
         {
             let closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(e) = closed.as_ref() {
                 return Err(e.clone());
             }
-            self.waiters().insert(uuid.as_u128(), tx);
+            self.waiters().insert(id, tx);
         }
-        let mut wire = [0u8; 36];
-        let len = match self.format {
-            CorrelationIds::UuidText => uuid.hyphenated().encode_lower(&mut wire).len(),
-            CorrelationIds::UuidBinary => {
-                wire[..16].copy_from_slice(uuid.as_bytes());
-                16
-            }
-        };
         Ok((
             PendingGuard {
                 pending: Arc::clone(self),
-                id: uuid.as_u128(),
+                id,
                 wire,
-                len: len as u8,
+                len,
             },
             rx,
         ))

@@ -677,8 +677,10 @@ async fn serve_one(worker: Arc<Worker>, delivery: Delivery) {
         }
     };
     if let Some(t) = trace {
-        let headers = properties.headers.get_or_insert_with(Default::default);
-        headers.insert(rpc_wire::TRACEPARENT_HEADER, t.to_string());
+        match properties.headers.as_mut() {
+            None => properties.headers = Some(rpc_wire::trace_headers(&t)),
+            Some(headers) => headers.insert(rpc_wire::TRACEPARENT_HEADER, t.to_string()),
+        }
     }
     let properties = properties;
     if let Some(direct) = direct

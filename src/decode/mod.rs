@@ -35,9 +35,17 @@ pub struct DecodeArgs {
     /// TCP port of the broker.
     #[arg(long, default_value_t = AMQP_PORT)]
     pub port: u16,
-    /// JSON Lines: one object per frame.
+    /// JSON Lines: one object per frame (with --rpc: per call).
     #[arg(long, conflicts_with_all = ["summary", "flow"])]
     pub json: bool,
+    /// The RPC calls: requests paired with deliveries, replies and acks across connections, one
+    /// line per call, then latency percentiles and the problems found.
+    #[arg(long, conflicts_with_all = ["summary", "flow"])]
+    pub rpc: bool,
+    /// Write a self-contained HTML report (flow diagram, RPC calls with latency bars, decoded
+    /// frames on click) to this file instead of printing.
+    #[arg(long, value_name = "OUT.html", conflicts_with_all = ["json", "summary", "flow", "rpc"])]
+    pub html: Option<PathBuf>,
     /// One line per frame, then counts by method.
     #[arg(long, conflicts_with = "flow")]
     pub summary: bool,
@@ -61,6 +69,8 @@ impl DecodeArgs {
             raw: false,
             port: AMQP_PORT,
             json: false,
+            rpc: false,
+            html: None,
             summary: false,
             flow: None,
             frame_max: DEFAULT_FRAME_LIMIT,
@@ -140,7 +150,17 @@ pub fn run(args: &DecodeArgs) -> ExitCode {
         ColorChoice::Never => false,
         ColorChoice::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let sink: Box<dyn Write> = match &args.html {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Box::new(file),
+            Err(e) => {
+                eprintln!("amqp-rpc decode: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => Box::new(stdout.lock()),
+    };
+    let mut out = BufWriter::with_capacity(1 << 16, sink);
     let result = match args.file.as_deref() {
         Some(path) if path.as_os_str() != "-" => match std::fs::File::open(path) {
             Ok(file) => {

@@ -42,9 +42,13 @@ pub struct ProxyArgs {
     /// Print nothing (to record, or to measure the proxy's own cost).
     #[arg(long)]
     pub quiet: bool,
-    /// JSON Lines: one object per frame, as `decode --json`.
+    /// JSON Lines: one object per frame, as `decode --json` (with `--rpc`: one per call).
     #[arg(long, conflicts_with_all = ["summary", "flow", "quiet"])]
     pub json: bool,
+    /// The RPC calls, paired across connections as `decode --rpc` pairs them, each printed as
+    /// soon as it is finished (reply delivered, request acked); the summary when the proxy stops.
+    #[arg(long, conflicts_with_all = ["summary", "flow", "quiet"])]
+    pub rpc: bool,
     /// One line per frame, then counts by method (when the proxy stops), as `decode --summary`.
     #[arg(long, conflicts_with_all = ["flow", "quiet"])]
     pub summary: bool,
@@ -120,6 +124,7 @@ impl ProxyArgs {
     fn view(&self) -> DecodeArgs {
         let mut args = DecodeArgs::new(None);
         args.json = self.json;
+        args.rpc = self.rpc;
         args.summary = self.summary;
         args.flow = self.flow;
         args.frame_max = self.frame_max;

@@ -44,8 +44,7 @@ pub fn connector(
         ca_file: ca.map(Path::to_path_buf),
         ..TlsOptions::default()
     };
-    let config =
-        amqp_client::connection::tls::client_config(&options).map_err(|e| e.to_string())?;
+    let config = amqp_client::tls::client_config(&options).map_err(|e| e.to_string())?;
     let server_name = ServerName::try_from(name.to_string())
         .map_err(|e| format!("invalid TLS server name {name:?}: {e}"))?;
     Ok((TlsConnector::from(Arc::new(config)), server_name))

@@ -14,12 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use amqp_dissect::live::LiveStream;
-use amqp_dissect::record::{Opened, Segment};
+use amqp_dissect::record::{Mark, Opened, Segment};
 use amqp_dissect::Side;
 
+use crate::decode::print::rpc::RpcPrinter;
 use crate::decode::print::{self, Printer};
 use crate::decode::DecodeArgs;
 use crate::record::Watch;
+use amqp_dissect::rpc::Limits;
 
 /// Bytes the view may hold unprinted before it drops what comes.
 pub const QUEUE_BYTES: usize = 16 << 20;
@@ -34,6 +36,14 @@ enum Seen {
         packet: u64,
         time: f64,
         /// Bytes of this direction dropped just before these.
+        missed: u64,
+    },
+    /// A direction closed (FIN, or RST when `reset`), after `missed` dropped bytes.
+    Closed {
+        stream: u32,
+        from: Side,
+        reset: bool,
+        mark: Mark,
         missed: u64,
     },
     /// The connection is over; bytes of each direction (client, broker) dropped at its end.
@@ -70,7 +80,7 @@ pub fn start(args: DecodeArgs, colour: bool) -> (Arc<ViewQueue>, View) {
     });
     let thread = std::thread::Builder::new()
         .name("proxy-view".into())
-        .spawn(move || print_loop(rx, queued, print::printer(&args, colour), args.frame_max))
+        .spawn(move || print_loop(rx, queued, printer(&args, colour), args.frame_max))
         .expect("spawn the view thread");
     (queue, View { thread })
 }
@@ -122,6 +132,19 @@ impl Watch for ViewQueue {
         });
     }
 
+    fn closed(&self, stream: u32, from: Side, reset: bool, mark: Mark) {
+        let mut missed = self.missed.lock().unwrap_or_else(|p| p.into_inner());
+        let before = missed.remove(&(stream, from)).unwrap_or(0);
+        drop(missed);
+        self.send(Seen::Closed {
+            stream,
+            from,
+            reset,
+            mark,
+            missed: before,
+        });
+    }
+
     fn ended(&self, stream: u32) {
         let mut missed = self.missed.lock().unwrap_or_else(|p| p.into_inner());
         let tail = [
@@ -139,6 +162,20 @@ impl View {
         self.thread
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the view thread panicked")))
+    }
+}
+
+/// `decode`'s printer for the view asked for; `--rpc` reports each call as soon as it is finished
+/// (`decode --rpc` waits to report them in order).
+fn printer(args: &DecodeArgs, colour: bool) -> Box<dyn Printer> {
+    if args.rpc {
+        let limits = Limits {
+            ordered: false,
+            ..Limits::default()
+        };
+        Box::new(RpcPrinter::with_limits(args.json, colour, limits))
+    } else {
+        print::printer(args, colour)
     }
 }
 
@@ -211,6 +248,24 @@ fn print_loop(
                         });
                     }
                     live.push(from, &bytes, packet, Some(time), &mut |e| events.push(e));
+                }
+            }
+            Seen::Closed {
+                stream,
+                from,
+                reset,
+                mark,
+                missed,
+            } => {
+                if let Some(live) = streams.get_mut(&stream) {
+                    if missed > 0 {
+                        live.gap(from, missed, "the live view fell behind", &mut |e| {
+                            events.push(e)
+                        });
+                    }
+                    live.closed(from, reset, mark.packet, Some(mark.time), &mut |e| {
+                        events.push(e)
+                    });
                 }
             }
             Seen::End(stream, tail) => {

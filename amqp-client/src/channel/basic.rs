@@ -84,16 +84,100 @@ pub struct BasicGetOptions {
     pub no_ack: bool,
 }
 
+/// `basic.qos` with `prefetch_count` as `options` ask (both shells build it here).
+pub(crate) fn qos_method(prefetch_count: u16, options: BasicQosOptions) -> Method {
+    BasicQos {
+        prefetch_size: 0,
+        prefetch_count,
+        global: options.global,
+    }
+    .into()
+}
+
+/// `basic.consume` of `queue` as `options` ask.
+pub(crate) fn consume_method(queue: &str, options: BasicConsumeOptions) -> Method {
+    BasicConsume {
+        queue: queue.into(),
+        consumer_tag: options.consumer_tag,
+        no_local: options.no_local,
+        no_ack: options.no_ack,
+        exclusive: options.exclusive,
+        arguments: options.arguments,
+        ..Default::default()
+    }
+    .into()
+}
+
+/// The consumer tag `basic.consume-ok` names.
+pub(crate) fn consume_ok(reply: Reply) -> Result<ShortString> {
+    match reply {
+        Reply::Method(Method::BasicConsumeOk(ok)) => Ok(ok.consumer_tag),
+        other => Err(unexpected_reply(other)),
+    }
+}
+
+/// `basic.cancel` of `consumer_tag`, waiting for cancel-ok.
+pub(crate) fn cancel_method(consumer_tag: &[u8]) -> Method {
+    BasicCancel {
+        consumer_tag: consumer_tag.into(),
+        nowait: false,
+    }
+    .into()
+}
+
+/// `basic.ack` of `delivery_tag` as `options` ask.
+pub(crate) fn ack_method(delivery_tag: u64, options: BasicAckOptions) -> Method {
+    BasicAck {
+        delivery_tag,
+        multiple: options.multiple,
+    }
+    .into()
+}
+
+/// `basic.nack` of `delivery_tag` as `options` ask.
+pub(crate) fn nack_method(delivery_tag: u64, options: BasicNackOptions) -> Method {
+    BasicNack {
+        delivery_tag,
+        multiple: options.multiple,
+        requeue: options.requeue,
+    }
+    .into()
+}
+
+/// `basic.reject` of `delivery_tag` as `options` ask.
+pub(crate) fn reject_method(delivery_tag: u64, options: BasicRejectOptions) -> Method {
+    BasicReject {
+        delivery_tag,
+        requeue: options.requeue,
+    }
+    .into()
+}
+
+/// `basic.get` from `queue` as `options` ask.
+pub(crate) fn get_method(queue: &str, options: BasicGetOptions) -> Method {
+    BasicGet {
+        ticket: 0,
+        queue: queue.into(),
+        no_ack: options.no_ack,
+    }
+    .into()
+}
+
+/// The message of `basic.get-ok`, or `None` for `basic.get-empty`.
+pub(crate) fn get_reply(reply: Reply) -> Result<Option<GetMessage>> {
+    match reply {
+        Reply::Get(g) => Ok(g.map(|g| *g)),
+        other => Err(unexpected_reply(other)),
+    }
+}
+
 impl Channel {
     /// `basic.qos`: at most `prefetch_count` unacknowledged deliveries (0 = no limit), per
     /// consumer, or with `global` (RabbitMQ) per channel.
     pub async fn basic_qos(&self, prefetch_count: u16, options: BasicQosOptions) -> Result<()> {
-        let m = BasicQos {
-            prefetch_size: 0,
-            prefetch_count,
-            global: options.global,
-        };
-        self.call_method(m.into()).await.map(drop)
+        self.call_method(qos_method(prefetch_count, options))
+            .await
+            .map(drop)
     }
 
     /// `basic.consume`: deliveries arrive on the returned [`Consumer`], in order.
@@ -151,29 +235,18 @@ impl Channel {
             sink,
             no_ack: options.no_ack,
         };
-        let m = BasicConsume {
-            queue: queue.into(),
-            consumer_tag: options.consumer_tag,
-            no_local: options.no_local,
-            no_ack: options.no_ack,
-            exclusive: options.exclusive,
-            arguments: options.arguments,
-            ..Default::default()
-        };
-        match self.call(m.into(), Some(slot)).await? {
-            Reply::Method(Method::BasicConsumeOk(ok)) => Ok(ok.consumer_tag),
-            other => Err(unexpected_reply(other)),
-        }
+        consume_ok(
+            self.call(consume_method(queue, options), Some(slot))
+                .await?,
+        )
     }
 
     /// `basic.cancel`: the consumer ends with [`Error::ConsumerCancelled`] after any deliveries
     /// already on their way.
     pub async fn basic_cancel(&self, consumer_tag: impl AsRef<[u8]>) -> Result<()> {
-        let m = BasicCancel {
-            consumer_tag: consumer_tag.as_ref().into(),
-            nowait: false,
-        };
-        self.call_method(m.into()).await.map(drop)
+        self.call_method(cancel_method(consumer_tag.as_ref()))
+            .await
+            .map(drop)
     }
 
     /// True while the connection's send buffer is over [`SEND_HIGH_WATER`]: a publish now would
@@ -311,36 +384,17 @@ impl Channel {
 
     /// `basic.ack` of one delivery, or with `multiple` of all up to `delivery_tag`.
     pub fn basic_ack(&self, delivery_tag: u64, options: BasicAckOptions) -> Result<()> {
-        self.send_async(
-            BasicAck {
-                delivery_tag,
-                multiple: options.multiple,
-            }
-            .into(),
-        )
+        self.send_async(ack_method(delivery_tag, options))
     }
 
     /// `basic.nack` (RabbitMQ extension): reject one or many deliveries.
     pub fn basic_nack(&self, delivery_tag: u64, options: BasicNackOptions) -> Result<()> {
-        self.send_async(
-            BasicNack {
-                delivery_tag,
-                multiple: options.multiple,
-                requeue: options.requeue,
-            }
-            .into(),
-        )
+        self.send_async(nack_method(delivery_tag, options))
     }
 
     /// `basic.reject` of one delivery.
     pub fn basic_reject(&self, delivery_tag: u64, options: BasicRejectOptions) -> Result<()> {
-        self.send_async(
-            BasicReject {
-                delivery_tag,
-                requeue: options.requeue,
-            }
-            .into(),
-        )
+        self.send_async(reject_method(delivery_tag, options))
     }
 
     /// `basic.get`: one message from `queue`, or `None` when it is empty.
@@ -349,15 +403,7 @@ impl Channel {
         queue: &str,
         options: BasicGetOptions,
     ) -> Result<Option<GetMessage>> {
-        let m = BasicGet {
-            ticket: 0,
-            queue: queue.into(),
-            no_ack: options.no_ack,
-        };
-        match self.call(m.into(), None).await? {
-            Reply::Get(g) => Ok(g.map(|g| *g)),
-            other => Err(unexpected_reply(other)),
-        }
+        get_reply(self.call(get_method(queue, options), None).await?)
     }
 
     /// `basic.recover`: redeliver this channel's unacknowledged messages (`requeue`: possibly

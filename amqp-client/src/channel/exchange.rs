@@ -1,6 +1,8 @@
 //! Class `exchange`: declare, delete, bind, unbind.
 
-use amqp_codec::{ExchangeBind, ExchangeDeclare, ExchangeDelete, ExchangeUnbind, FieldTable};
+use amqp_codec::{
+    ExchangeBind, ExchangeDeclare, ExchangeDelete, ExchangeUnbind, FieldTable, Method,
+};
 
 use super::Channel;
 use crate::error::Result;
@@ -27,6 +29,64 @@ pub struct ExchangeDeleteOptions {
     pub if_unused: bool,
 }
 
+/// `exchange.declare` of type `kind` as `options` ask (both shells build it here).
+pub(crate) fn declare_method(
+    exchange: &str,
+    kind: &str,
+    options: ExchangeDeclareOptions,
+) -> Method {
+    ExchangeDeclare {
+        exchange: exchange.into(),
+        kind: kind.into(),
+        passive: options.passive,
+        durable: options.durable,
+        auto_delete: options.auto_delete,
+        internal: options.internal,
+        arguments: options.arguments,
+        ..Default::default()
+    }
+    .into()
+}
+
+/// `exchange.delete` as `options` ask.
+pub(crate) fn delete_method(exchange: &str, options: ExchangeDeleteOptions) -> Method {
+    ExchangeDelete {
+        exchange: exchange.into(),
+        if_unused: options.if_unused,
+        ..Default::default()
+    }
+    .into()
+}
+
+/// `exchange.bind` (or with `unbind`, `exchange.unbind`) of `destination` to `source`.
+pub(crate) fn bind_method(
+    unbind: bool,
+    destination: &str,
+    source: &str,
+    routing_key: &str,
+    arguments: FieldTable,
+) -> Method {
+    if unbind {
+        ExchangeUnbind {
+            destination: destination.into(),
+            source: source.into(),
+            routing_key: routing_key.into(),
+            arguments,
+            ..Default::default()
+        }
+        .into()
+    } else {
+        ExchangeBind {
+            destination: destination.into(),
+            source: source.into(),
+            routing_key: routing_key.into(),
+            arguments,
+            ..Default::default()
+        }
+        .into()
+    }
+}
+
 impl Channel {
     /// `exchange.declare` of type `kind` (`direct`, `fanout`, `topic`, `headers`).
     pub async fn exchange_declare(
@@ -35,17 +95,8 @@ impl Channel {
         kind: &str,
         options: ExchangeDeclareOptions,
     ) -> Result<()> {
-        let m = ExchangeDeclare {
-            exchange: exchange.into(),
-            kind: kind.into(),
-            passive: options.passive,
-            durable: options.durable,
-            auto_delete: options.auto_delete,
-            internal: options.internal,
-            arguments: options.arguments,
-            ..Default::default()
-        };
-        self.call_method(m.into()).await.map(drop)
+        let m = declare_method(exchange, kind, options);
+        self.call_method(m).await.map(drop)
     }
 
     /// `exchange.delete`.
@@ -54,12 +105,9 @@ impl Channel {
         exchange: &str,
         options: ExchangeDeleteOptions,
     ) -> Result<()> {
-        let m = ExchangeDelete {
-            exchange: exchange.into(),
-            if_unused: options.if_unused,
-            ..Default::default()
-        };
-        self.call_method(m.into()).await.map(drop)
+        self.call_method(delete_method(exchange, options))
+            .await
+            .map(drop)
     }
 
     /// `exchange.bind`: route messages from `source` to `destination` (RabbitMQ extension).
@@ -70,14 +118,8 @@ impl Channel {
         routing_key: &str,
         arguments: FieldTable,
     ) -> Result<()> {
-        let m = ExchangeBind {
-            destination: destination.into(),
-            source: source.into(),
-            routing_key: routing_key.into(),
-            arguments,
-            ..Default::default()
-        };
-        self.call_method(m.into()).await.map(drop)
+        let m = bind_method(false, destination, source, routing_key, arguments);
+        self.call_method(m).await.map(drop)
     }
 
     /// `exchange.unbind`.
@@ -88,13 +130,7 @@ impl Channel {
         routing_key: &str,
         arguments: FieldTable,
     ) -> Result<()> {
-        let m = ExchangeUnbind {
-            destination: destination.into(),
-            source: source.into(),
-            routing_key: routing_key.into(),
-            arguments,
-            ..Default::default()
-        };
-        self.call_method(m.into()).await.map(drop)
+        let m = bind_method(true, destination, source, routing_key, arguments);
+        self.call_method(m).await.map(drop)
     }
 }

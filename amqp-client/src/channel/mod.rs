@@ -37,13 +37,9 @@ impl Drop for ChannelInner {
         let id = self.id;
         let mut inner = self.handle.shared.lock();
         if inner.core.channel_status(id).is_ok() {
-            let close = ChannelClose {
-                reply_code: REPLY_SUCCESS,
-                reply_text: "channel dropped".into(),
-                class_id: 0,
-                method_id: 0,
-            };
-            if let Ok(Sent::AwaitsReply) = inner.core.send_method(id, close.into()) {
+            if let Ok(Sent::AwaitsReply) =
+                inner.core.send_method(id, close_method("channel dropped"))
+            {
                 if let Some(routes) = inner.channels.get_mut(&id.number()) {
                     routes.waiters.push_back(Waiter {
                         reply: None,
@@ -68,6 +64,17 @@ impl std::fmt::Debug for Channel {
             .field("id", &self.inner.id.number())
             .finish()
     }
+}
+
+/// `channel.close` with 200 and `text`: how both shells close a channel of their own accord.
+pub(crate) fn close_method(text: &str) -> Method {
+    ChannelClose {
+        reply_code: REPLY_SUCCESS,
+        reply_text: text.into(),
+        class_id: 0,
+        method_id: 0,
+    }
+    .into()
 }
 
 pub(crate) fn unexpected_reply(r: Reply) -> Error {
@@ -188,13 +195,7 @@ impl Channel {
     /// `channel.close` (200) and wait for close-ok; the number is then free for reuse. Closing
     /// a channel that is already closed is a no-op.
     pub async fn close(&self) -> Result<()> {
-        let close = ChannelClose {
-            reply_code: REPLY_SUCCESS,
-            reply_text: "closed by client".into(),
-            class_id: 0,
-            method_id: 0,
-        };
-        match self.call(close.into(), None).await {
+        match self.call(close_method("closed by client"), None).await {
             Ok(_) => Ok(()),
             Err(Error::ChannelClosed { .. }) => Ok(()),
             Err(e) => Err(e),

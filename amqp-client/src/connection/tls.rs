@@ -1,76 +1,17 @@
-//! `amqps://`: TLS over the TCP stream with rustls (ring provider).
-//!
-//! The server certificate is always verified (system roots, or the CA file given) and its name
-//! checked against the host (or `server_name_indication`); a failure is an [`Error::Tls`], never
-//! a fallback to plain TCP. A client certificate and key enable mutual TLS.
+//! `amqps://` for the tokio shell: the TLS handshake over the TCP stream with `tokio-rustls`, on
+//! the configuration both shells build the same way ([`crate::tls`]).
 
-use std::path::Path;
 use std::sync::Arc;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
-use crate::error::{Error, Result};
+pub use crate::tls::client_config;
+use crate::tls::{server_name, tls};
+
+use crate::error::Result;
 use crate::uri::TlsOptions;
-
-fn tls(msg: impl Into<String>) -> Error {
-    Error::Tls(msg.into())
-}
-
-fn load_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| tls(format!("cannot read {what} {}: {e}", path.display())))?
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| tls(format!("bad PEM in {what} {}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(tls(format!("no certificate in {what} {}", path.display())));
-    }
-    Ok(certs)
-}
-
-/// Build the rustls client configuration for `opts`.
-pub fn client_config(opts: &TlsOptions) -> Result<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    match &opts.ca_file {
-        Some(ca) => {
-            for cert in load_certs(ca, "CA file")? {
-                roots.add(cert).map_err(|e| {
-                    tls(format!("unusable CA certificate in {}: {e}", ca.display()))
-                })?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                return Err(tls(
-                    "no system root certificates found; give a CA file (cacertfile=...)",
-                ));
-            }
-        }
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls(e.to_string()))?
-        .with_root_certificates(roots);
-    match (&opts.cert_file, &opts.key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = load_certs(cert, "client certificate")?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| tls(format!("cannot read client key {}: {e}", key.display())))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| tls(format!("unusable client certificate/key: {e}")))
-        }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        _ => Err(tls("a client certificate needs both certfile and keyfile")),
-    }
-}
 
 /// TLS handshake over `tcp`, checking the certificate against `host` (or the configured name).
 pub async fn connect(
@@ -79,11 +20,9 @@ pub async fn connect(
     tcp: TcpStream,
 ) -> Result<TlsStream<TcpStream>> {
     let config = client_config(opts)?;
-    let name = opts.server_name.as_deref().unwrap_or(host);
-    let server_name = ServerName::try_from(name.to_string())
-        .map_err(|e| tls(format!("invalid TLS server name {name:?}: {e}")))?;
+    let name = server_name(opts, host)?;
     TlsConnector::from(Arc::new(config))
-        .connect(server_name, tcp)
+        .connect(name, tcp)
         .await
         .map_err(|e| tls(format!("TLS handshake with {host} failed: {e}")))
 }

@@ -18,6 +18,9 @@ pub struct JsonPrinter;
 
 impl Printer for JsonPrinter {
     fn event(&mut self, event: &Event, out: &mut dyn Write) -> io::Result<()> {
+        if let What::Closed { .. } = event.what {
+            return Ok(());
+        }
         let value = to_json(event);
         serde_json::to_writer(&mut *out, &value)?;
         out.write_all(b"\n")
@@ -51,6 +54,9 @@ pub fn to_json(event: &Event) -> Value {
             o.insert("length".into(), json!(length));
             o.insert("error".into(), json!(message));
             o.insert("error_offset".into(), json!(at));
+        }
+        What::Closed { reset } => {
+            o.insert("type".into(), json!(if *reset { "rst" } else { "fin" }));
         }
     }
     Value::Object(o)

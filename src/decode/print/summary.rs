@@ -66,6 +66,7 @@ impl Printer for SummaryPrinter {
                 };
                 (channel.map(|c| c.to_string()).unwrap_or("-".into()), text)
             }
+            What::Closed { .. } => return Ok(()),
         };
         writeln!(
             out,

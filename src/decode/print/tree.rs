@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use amqp_codec::method::ArgValue;
 use amqp_codec::{FieldTable, FieldValue, Frame};
 
-use super::{arg_text, field_text, frame_type, properties, title, type_name, Printer};
+use super::{arg_text, escape, field_text, frame_type, properties, title, type_name, Printer};
 use amqp_dissect::{Event, What};
 
 /// Bytes of a body shown in the preview.
@@ -39,29 +39,39 @@ impl TreePrinter {
 
 impl Printer for TreePrinter {
     fn event(&mut self, event: &Event, out: &mut dyn Write) -> io::Result<()> {
+        if let What::Closed { .. } = event.what {
+            return Ok(());
+        }
         let (from, to) = match event.side {
             amqp_dissect::Side::Client => (&event.endpoints.client, &event.endpoints.broker),
             amqp_dissect::Side::Broker => (&event.endpoints.broker, &event.endpoints.client),
         };
-        // A raw stream's endpoints are just "client" and "broker": no addresses to show.
-        let addresses = if from.contains(':') {
-            format!(" ({from} → {to})")
-        } else {
-            String::new()
-        };
-        let mut head = format!(
-            "Packet {}, stream {}, {} → {}{addresses}, offset {}",
+        // The head line is written in pieces rather than built as a string: one line per frame,
+        // and growing a String piece by piece was ~5 % of the tree's instructions (callgrind).
+        if self.colour {
+            out.write_all(b"\x1b[1;36m")?;
+        }
+        write!(
+            out,
+            "Packet {}, stream {}, {} → {}",
             event.packet,
             event.stream,
             event.side.name(),
-            event.side.peer().name(),
-            event.offset
-        );
+            event.side.peer().name()
+        )?;
+        // A raw stream's endpoints are just "client" and "broker": no addresses to show.
+        if from.contains(':') {
+            write!(out, " ({from} → {to})")?;
+        }
+        write!(out, ", offset {}", event.offset)?;
         if let Some(t) = event.time {
             let first = *self.first_time.get_or_insert(t);
-            head.push_str(&format!(", +{:.6} s", t - first));
+            write!(out, ", +{:.6} s", t - first)?;
         }
-        writeln!(out, "{}", self.paint("1;36", &head))?;
+        if self.colour {
+            out.write_all(b"\x1b[0m")?;
+        }
+        out.write_all(b"\n")?;
         match &event.what {
             What::Frame { frame, length } => write_frame(out, frame, *length),
             What::Error {
@@ -80,6 +90,7 @@ impl Printer for TreePrinter {
                 }
                 writeln!(out, "    Error at stream offset: {at}")
             }
+            What::Closed { .. } => Ok(()),
         }
     }
 
@@ -88,10 +99,11 @@ impl Printer for TreePrinter {
     }
 }
 
-fn write_frame(out: &mut dyn Write, frame: &Frame, length: u32) -> io::Result<()> {
+/// A frame's tree, without the head line: what `--html` shows when an arrow is clicked.
+pub fn write_frame(out: &mut dyn Write, frame: &Frame, length: u32) -> io::Result<()> {
     if let Frame::ProtocolHeader(h) = frame {
         let v = h.0;
-        writeln!(out, "    Protocol: {}", String::from_utf8_lossy(&v[..4]))?;
+        writeln!(out, "    Protocol: {}", escape(&v[..4]))?;
         return writeln!(out, "    Version: {}-{}-{} (id {})", v[5], v[6], v[7], v[4]);
     }
     writeln!(out, "    Type: {}", frame_type(frame))?;
@@ -212,7 +224,7 @@ fn write_table(out: &mut dyn Write, depth: usize, table: &FieldTable) -> io::Res
     let mut stack: Vec<Item<'_>> = table
         .iter()
         .rev()
-        .map(|(k, v)| Item::Entry(depth, k.to_string_lossy().into_owned(), v))
+        .map(|(k, v)| Item::Entry(depth, escape(k.as_bytes()), v))
         .collect();
     while let Some(Item::Entry(depth, name, value)) = stack.pop() {
         let pad = indent(depth);
@@ -222,7 +234,7 @@ fn write_table(out: &mut dyn Write, depth: usize, table: &FieldTable) -> io::Res
                 stack.extend(
                     t.iter()
                         .rev()
-                        .map(|(k, v)| Item::Entry(depth + 1, k.to_string_lossy().into_owned(), v)),
+                        .map(|(k, v)| Item::Entry(depth + 1, escape(k.as_bytes()), v)),
                 );
             }
             FieldValue::FieldArray(a) => {
