@@ -72,6 +72,13 @@ pub struct BenchArgs {
     /// Broker URI.
     #[arg(long, default_value = DEFAULT_URI)]
     pub uri: String,
+    /// Broker URI of the in-process server (--with-server), when it differs from the client's
+    /// (`--uri` through `amqp-rpc proxy`, the server straight to the broker).
+    #[arg(long, requires = "with_server")]
+    pub server_uri: Option<String>,
+    /// Record this process's connections as a pcapng capture (plaintext, also over TLS).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub record: Option<std::path::PathBuf>,
     /// Each call's deadline (`30s`, `500ms`, `2m`): the request carries it, and a call without a
     /// reply by then fails (closed loop: the run stops; open loop: it is counted as `timeout`).
     #[arg(long, default_value = "30s", value_parser = crate::duration::parse_duration)]
@@ -105,6 +112,19 @@ const RAW_WINDOW: u64 = 4096;
 
 /// Runs the benchmark; prints the report on stdout.
 pub fn run(args: &BenchArgs) -> ExitCode {
+    let tap = match crate::record::own_connections(args.record.as_deref()) {
+        Ok(tap) => tap,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = run_measured(args);
+    crate::record::report(tap.as_ref());
+    code
+}
+
+fn run_measured(args: &BenchArgs) -> ExitCode {
     if args.open_loop.rate.is_some() {
         return open_loop::run(args);
     }
@@ -206,7 +226,7 @@ async fn start_server(args: &BenchArgs) -> Result<LocalServer, BoxError> {
         return Ok(None);
     }
     let server = RpcServer::builder()
-        .uri(args.uri.as_str())
+        .uri(args.server_uri.as_deref().unwrap_or(&args.uri))
         .queue(args.queue.as_str())
         .prefetch(args.prefetch)
         .start(FibService::new())

@@ -44,6 +44,9 @@ pub struct CallArgs {
     /// harmless. Bad input (not a number) is never retried.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retries: u32,
+    /// Record this process's connections as a pcapng capture (plaintext, also over TLS).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// Makes the call; prints ` [x] Requesting fib(N)` and ` [.] Got …`.
@@ -56,10 +59,16 @@ pub fn run(args: &CallArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(call(args)) {
+    let tap = match crate::record::own_connections(args.record.as_deref()) {
+        Ok(tap) => tap,
+        Err(e) => return fail(e),
+    };
+    let code = match runtime.block_on(call(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
-    }
+    };
+    crate::record::report(tap.as_ref());
+    code
 }
 
 async fn call(args: &CallArgs) -> Result<(), String> {

@@ -19,6 +19,9 @@ pub struct DemoArgs {
     /// Request queue.
     #[arg(long, default_value = RPC_QUEUE)]
     pub queue: String,
+    /// Record this process's connections as a pcapng capture (plaintext, also over TLS).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// Runs the demo.
@@ -29,10 +32,16 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return crate::call::fail(format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(demo(args)) {
+    let tap = match crate::record::own_connections(args.record.as_deref()) {
+        Ok(tap) => tap,
+        Err(e) => return crate::call::fail(e),
+    };
+    let code = match runtime.block_on(demo(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => crate::call::fail(e),
-    }
+    };
+    crate::record::report(tap.as_ref());
+    code
 }
 
 async fn demo(args: &DemoArgs) -> Result<(), String> {

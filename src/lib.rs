@@ -5,3 +5,4 @@ pub mod bench;
 pub mod decode;
 pub mod duration;
 pub mod metrics;
+pub mod record;

@@ -4,10 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use amqp_rpc::{bench, decode, metrics};
+use amqp_rpc::{bench, decode, metrics, record};
 
 mod call;
 mod demo;
+mod proxy;
 mod serve;
 
 #[derive(Debug, Parser)]
@@ -30,6 +31,8 @@ enum Command {
     Call(call::CallArgs),
     /// Run a server and a client in this process against the local broker.
     Demo(demo::DemoArgs),
+    /// Forward AMQP connections to a broker, showing (and recording) every frame that passes.
+    Proxy(proxy::ProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,5 +43,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Call(args) => call::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Proxy(args) => proxy::run(&args),
     }
 }

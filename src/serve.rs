@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// pipe on stdin takes it down with it however the test ends, even when killed.
     #[arg(long, hide = true)]
     pub stop_on_stdin_eof: bool,
+    /// Record this process's connections as a pcapng capture (plaintext, also over TLS).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -86,10 +89,16 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return crate::call::fail(format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(serve(args)) {
+    let tap = match crate::record::own_connections(args.record.as_deref()) {
+        Ok(tap) => tap,
+        Err(e) => return crate::call::fail(e),
+    };
+    let code = match runtime.block_on(serve(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => crate::call::fail(e),
-    }
+    };
+    crate::record::report(tap.as_ref());
+    code
 }
 
 async fn serve(args: &ServeArgs) -> Result<(), String> {

@@ -39,6 +39,7 @@ pub mod blocking;
 pub mod channel;
 pub mod connection;
 pub mod message;
+pub mod record;
 pub mod tls;
 
 /// Errors of the connection layer (the core's).

@@ -141,6 +141,11 @@ pub fn read_capture(
 fn timestamp(ifc: &Interface, high: u32, low: u32) -> Option<f64> {
     let units = (u64::from(high) << 32) | u64::from(low);
     let resolution = ifc.resolution.filter(|&r| r > 0)?;
-    let seconds = (units / resolution) as f64 + (units % resolution) as f64 / resolution as f64;
-    Some(seconds + ifc.offset as f64)
+    Some(seconds(units, resolution) + ifc.offset as f64)
+}
+
+/// `units` of `1 / resolution` second as seconds: whole seconds and fraction apart, so that a
+/// recording's live view computes the very `f64` a reader of the file does.
+pub(crate) fn seconds(units: u64, resolution: u64) -> f64 {
+    (units / resolution) as f64 + (units % resolution) as f64 / resolution as f64
 }

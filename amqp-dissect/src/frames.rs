@@ -123,6 +123,12 @@ impl FrameStream {
     /// Bytes are missing before the next push (a hole in the capture): report it, drop what
     /// was buffered, and look for a frame boundary in what follows.
     pub fn gap(&mut self, missing: u64, emit: &mut dyn FnMut(Located)) {
+        self.gap_because(missing, "lost segments", emit);
+    }
+
+    /// Bytes are missing before the next push, for the reason given (`lost segments`, `the
+    /// printer fell behind`): reported and resynchronised as [`FrameStream::gap`].
+    pub fn gap_because(&mut self, missing: u64, cause: &str, emit: &mut dyn FnMut(Located)) {
         let at = self.end_offset();
         let (packet, time) = self.last_mark();
         let start = if self.buf.is_empty() { at } else { self.base };
@@ -135,7 +141,7 @@ impl FrameStream {
                 length: None,
                 at,
                 message: format!(
-                    "{missing} bytes missing from the capture at offset {at} (lost segments); {} buffered bytes dropped, resynchronising",
+                    "{missing} bytes missing from the capture at offset {at} ({cause}); {} buffered bytes dropped, resynchronising",
                     self.buf.len()
                 ),
             },

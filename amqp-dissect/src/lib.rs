@@ -43,6 +43,10 @@
 //! direction), not by the capture. Damage never stops the run: a malformed frame becomes an
 //! [`What::Error`] event and decoding goes on with the next frame, packet or stream.
 //!
+//! Live traffic takes a shorter way: [`live`] dissects the bytes of a connection as a program
+//! carrying them sees them, and [`record`] writes them as a pcapng capture that reads back as
+//! the same events.
+//!
 //! There is no printing here, no argument parsing and no progress bar: `amqp-rpc decode` is one
 //! user of this crate and keeps those for itself.
 #![forbid(unsafe_code)]
@@ -56,7 +60,9 @@ mod event;
 pub mod frames;
 pub mod hexdump;
 pub mod input;
+pub mod live;
 pub mod packet;
+pub mod record;
 pub mod rpc;
 pub mod tcp;
 

@@ -114,7 +114,8 @@ fn pair(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
     }
 }
 
-fn show(addr: SocketAddr) -> String {
+/// An address as events show it: `127.0.0.1:5672`, `[::1]:5672`.
+pub(crate) fn show(addr: SocketAddr) -> String {
     match addr.ip() {
         IpAddr::V4(_) => addr.to_string(),
         IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),

@@ -139,6 +139,12 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
 /// argument, every content property (correlation ids as bytes), body sizes and bytes. Fails listing
 /// the differences; on agreement returns what the capture holds.
 pub fn decode_against_tshark(capture: &Path) -> Agreed {
+    decode_against_tshark_on(capture, 5672)
+}
+
+/// [`decode_against_tshark`] for a capture whose broker is on `port` (tshark is told to decode
+/// it as AMQP).
+pub fn decode_against_tshark_on(capture: &Path, port: u16) -> Agreed {
     let ours = decode_ours(capture);
     let expect = capture.with_extension("expect.jsonl");
     let out = process::run(
@@ -146,6 +152,8 @@ pub fn decode_against_tshark(capture: &Path) -> Agreed {
         Command::new("python3")
             .arg(repo().join("fixtures/tools/tshark_expect.py"))
             .arg(capture)
+            .arg("--port")
+            .arg(port.to_string())
             .arg("-o")
             .arg(&expect),
     );

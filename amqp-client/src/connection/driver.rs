@@ -32,11 +32,15 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(shared: Arc<Shared>, mut rd:
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_RESERVE);
         }
+        let before = buf.len();
         let read = tokio::select! {
             biased;
             _ = shared.closed.cancelled() => return,
             r = rd.read_buf(&mut buf) => r,
         };
+        if let (Some(recorder), Ok(1..)) = (&shared.recorder, &read) {
+            recorder.read(buf.get(before..).unwrap_or_default());
+        }
         let now = std::time::Instant::now();
         let mut inner = shared.lock();
         let more = match read {
@@ -162,7 +166,12 @@ async fn write_all<W: AsyncWrite + Unpin>(
                     shared.settle(&mut inner);
                     return false;
                 }
-                Ok(n) => written += n,
+                Ok(n) => {
+                    if let Some(recorder) = &shared.recorder {
+                        recorder.written(bytes.get(written..written + n).unwrap_or_default());
+                    }
+                    written += n;
+                }
                 Err(e) => {
                     let mut inner = shared.lock();
                     inner.core.handle_io_error(e);

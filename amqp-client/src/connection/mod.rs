@@ -18,6 +18,7 @@ use amqp_connection::Tuned;
 
 use crate::channel::Channel;
 use crate::error::{Error, Result, REPLY_SUCCESS};
+use crate::record::{ConnectionRecorder, Recorder};
 use crate::uri::{Address, ConnectionConfig};
 use shared::Shared;
 
@@ -80,9 +81,25 @@ impl Connection {
     /// Connect with a configuration; its addresses are tried in turn and the first that
     /// completes the handshake wins (the last error is returned if none does).
     pub async fn connect_with(config: ConnectionConfig) -> Result<Connection> {
+        Connection::connect_inner(config, crate::record::global().cloned()).await
+    }
+
+    /// [`Connection::connect_with`], with every byte the connection reads and writes handed to
+    /// `recorder` (see [`crate::record`]).
+    pub async fn connect_recorded(
+        config: ConnectionConfig,
+        recorder: Arc<dyn Recorder>,
+    ) -> Result<Connection> {
+        Connection::connect_inner(config, Some(recorder)).await
+    }
+
+    async fn connect_inner(
+        config: ConnectionConfig,
+        recorder: Option<Arc<dyn Recorder>>,
+    ) -> Result<Connection> {
         let mut last = Error::InvalidUri("no address to connect to".into());
         for address in &config.addresses {
-            match connect_one(&config, address).await {
+            match connect_one(&config, address, recorder.as_deref()).await {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     tracing::debug!(%address, error = %e, "connect failed");
@@ -169,7 +186,11 @@ impl Connection {
     }
 }
 
-async fn connect_one(config: &ConnectionConfig, address: &Address) -> Result<Connection> {
+async fn connect_one(
+    config: &ConnectionConfig,
+    address: &Address,
+    recorder: Option<&dyn Recorder>,
+) -> Result<Connection> {
     let deadline = Instant::now() + config.connection_timeout;
     let addr = address.to_string();
     let timed_out = || Error::ConnectTimeout {
@@ -191,6 +212,10 @@ async fn connect_one(config: &ConnectionConfig, address: &Address) -> Result<Con
     };
     // Requests are small and latency-bound: never let Nagle hold one back.
     tcp.set_nodelay(true)?;
+    let recorder = match recorder {
+        Some(r) => Some(r.connection(tcp.local_addr()?, tcp.peer_addr()?)),
+        None => None,
+    };
     if address.tls {
         let stream = match timeout_at(deadline, tls::connect(&config.tls, &address.host, tcp)).await
         {
@@ -198,10 +223,10 @@ async fn connect_one(config: &ConnectionConfig, address: &Address) -> Result<Con
             Ok(r) => r?,
         };
         let (rd, wr) = tokio::io::split(stream);
-        start(config, addr, deadline, rd, wr).await
+        start(config, addr, deadline, recorder, rd, wr).await
     } else {
         let (rd, wr) = tcp.into_split();
-        start(config, addr, deadline, rd, wr).await
+        start(config, addr, deadline, recorder, rd, wr).await
     }
 }
 
@@ -211,6 +236,7 @@ async fn start<R, W>(
     config: &ConnectionConfig,
     peer: String,
     deadline: Instant,
+    recorder: Option<Arc<dyn ConnectionRecorder>>,
     rd: R,
     wr: W,
 ) -> Result<Connection>
@@ -223,7 +249,7 @@ where
     remaining.connection_timeout = deadline.saturating_duration_since(Instant::now());
     let mut core = amqp_connection::Connection::new(remaining, std::time::Instant::now());
     core.set_peer(peer.clone());
-    let shared = Arc::new(Shared::new(core, peer.clone()));
+    let shared = Arc::new(Shared::new(core, peer.clone(), recorder));
     let (tx, rx) = oneshot::channel();
     shared.lock().on_connected = Some(tx);
     shared.task_started();

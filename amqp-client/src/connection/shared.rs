@@ -19,6 +19,7 @@ use amqp_connection::{ChannelId, Confirm, Event, Reply};
 
 use crate::error::{Error, Result};
 use crate::message::{ConsumerItem, Returned};
+use crate::record::ConnectionRecorder;
 
 /// Lock a std mutex, shrugging off poisoning: every critical section here leaves its data
 /// consistent, and a panic elsewhere must not cascade into every caller.
@@ -158,6 +159,8 @@ pub(crate) struct Shared {
     /// The send buffer's length as last seen under the lock: publishers check it without
     /// taking the lock (an approximate, soft bound is all backpressure needs).
     pub buffered: AtomicUsize,
+    /// Where the bytes read and written are recorded, if anywhere (`crate::record`).
+    pub recorder: Option<Arc<dyn ConnectionRecorder>>,
 }
 
 /// The send buffer's high-water mark: a publish that finds more than this many bytes waiting to
@@ -172,7 +175,11 @@ pub const SEND_HIGH_WATER: usize = 4 * 1024 * 1024;
 pub const SEND_LOW_WATER: usize = 1024 * 1024;
 
 impl Shared {
-    pub(crate) fn new(core: amqp_connection::Connection, peer: String) -> Self {
+    pub(crate) fn new(
+        core: amqp_connection::Connection,
+        peer: String,
+        recorder: Option<Arc<dyn ConnectionRecorder>>,
+    ) -> Self {
         Shared {
             inner: Mutex::new(Inner {
                 core,
@@ -189,6 +196,7 @@ impl Shared {
             blocked: watch::channel(None).0,
             room: Notify::new(),
             buffered: AtomicUsize::new(0),
+            recorder,
         }
     }
 
@@ -233,6 +241,9 @@ impl Shared {
 
     pub(crate) fn task_finished(&self) {
         if self.live_tasks.fetch_sub(1, Ordering::SeqCst) == 1 {
+            if let Some(recorder) = &self.recorder {
+                recorder.closed();
+            }
             self.terminated.cancel();
         }
     }

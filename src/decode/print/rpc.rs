@@ -33,8 +33,14 @@ pub struct RpcPrinter {
 impl RpcPrinter {
     /// An `--rpc` printer; JSON Lines or text (with ANSI colour or not).
     pub fn new(json: bool, colour: bool) -> Self {
+        RpcPrinter::with_limits(json, colour, Limits::default())
+    }
+
+    /// An `--rpc` printer pairing within `limits` (the proxy's live view reports calls as they
+    /// finish, not in order: a call that never gets its reply must not hold back the others).
+    pub fn with_limits(json: bool, colour: bool, limits: Limits) -> Self {
         RpcPrinter {
-            pairing: Pairing::new(Limits::default()),
+            pairing: Pairing::new(limits),
             sink: Sink {
                 json,
                 colour,
