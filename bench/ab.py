@@ -28,6 +28,8 @@ def main():
     p.add_argument('--rounds', type=int, default=5)
     p.add_argument('--calls', type=int, default=30000)
     p.add_argument('--inflight', type=int, default=64)
+    p.add_argument('--queue', default='rpc_queue',
+                   help='request queue (another name keeps the runs away from anything else using rpc_queue)')
     p.add_argument('variants', nargs='+', metavar='NAME=SERVER,CLIENT')
     args = p.parse_args()
     variants = []
@@ -41,14 +43,16 @@ def main():
     for r in range(args.rounds):
         for name, server_bin, client_bin in variants:
             compare.log(f'[ab] round {r + 1}/{args.rounds}: {name} (load {compare.load1():.2f})')
-            compare.delete_rpc_queue()
-            server = subprocess.Popen([server_bin, 'serve', '--prefetch', str(args.inflight), '--uri', compare.URI],
+            compare.delete_rpc_queue(args.queue)
+            server = subprocess.Popen([server_bin, 'serve', '--prefetch', str(args.inflight), '--uri', compare.URI,
+                                       '--queue', args.queue],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
             try:
-                compare.wait_for_consumer(server)
+                compare.wait_for_consumer(server, queue=args.queue)
                 s0 = compare.proc_cpu_seconds(server.pid)
                 j = compare.run_client([client_bin, 'bench', '--calls', str(args.calls), '--inflight',
-                                        str(args.inflight), '--fib', '1', '--json', '--uri', compare.URI],
+                                        str(args.inflight), '--fib', '1', '--json', '--uri', compare.URI,
+                                        '--queue', args.queue],
                                        timeout=600)
                 s1 = compare.proc_cpu_seconds(server.pid)
             finally:

@@ -173,17 +173,17 @@ def load1():
 # ---------------------------------------------------------------------------------------------------------------
 # Broker housekeeping through pika (installed by scripts/broker.sh)
 
-def delete_rpc_queue():
+def delete_rpc_queue(queue='rpc_queue'):
     import pika
     conn = pika.BlockingConnection(pika.URLParameters(URI))
     try:
-        conn.channel().queue_delete('rpc_queue')
+        conn.channel().queue_delete(queue)
     finally:
         conn.close()
 
 
-def wait_for_consumer(proc, timeout=20.0):
-    """Waits until rpc_queue exists and has a consumer, i.e. the server is ready."""
+def wait_for_consumer(proc, timeout=20.0, queue='rpc_queue'):
+    """Waits until the request queue exists and has a consumer, i.e. the server is ready."""
     import pika
     deadline = time.monotonic() + timeout
     conn = pika.BlockingConnection(pika.URLParameters(URI))
@@ -193,7 +193,7 @@ def wait_for_consumer(proc, timeout=20.0):
                 raise RuntimeError(f'server exited with {proc.returncode}: {proc_output(proc)}')
             ch = conn.channel()
             try:
-                ok = ch.queue_declare('rpc_queue', passive=True)
+                ok = ch.queue_declare(queue, passive=True)
                 if ok.method.consumer_count >= 1:
                     return
                 ch.close()
