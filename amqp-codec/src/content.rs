@@ -48,9 +48,14 @@ pub fn encode_message(
     body: &[u8],
     frame_max: u32,
 ) -> Result<(), EncodeError> {
-    encode_content(dst, channel, properties, body, frame_max, |b| {
-        method.encode(b)
-    })
+    encode_content(
+        dst,
+        channel,
+        Props::Built(properties),
+        body,
+        frame_max,
+        |b| method.encode(b),
+    )
 }
 
 /// [`encode_message`] for `basic.publish` from borrowed names: the publish hot path, with no
@@ -68,23 +73,73 @@ pub fn encode_publish(
     body: &[u8],
     frame_max: u32,
 ) -> Result<(), EncodeError> {
-    encode_content(dst, channel, properties, body, frame_max, |b| {
-        b.put_u16(BasicPublish::CLASS_ID);
-        b.put_u16(BasicPublish::METHOD_ID);
-        b.put_u16(0); // ticket: reserved
-        put_short_string(b, exchange.as_ref(), "exchange")?;
-        put_short_string(b, routing_key.as_ref(), "routing-key")?;
-        // mandatory and immediate share one octet, first bit lowest (spec 4.2.5.2).
-        b.put_u8(u8::from(mandatory) | (u8::from(immediate) << 1));
-        Ok(())
-    })
+    encode_content(
+        dst,
+        channel,
+        Props::Built(properties),
+        body,
+        frame_max,
+        |b| {
+            b.put_u16(BasicPublish::CLASS_ID);
+            b.put_u16(BasicPublish::METHOD_ID);
+            b.put_u16(0); // ticket: reserved
+            put_short_string(b, exchange.as_ref(), "exchange")?;
+            put_short_string(b, routing_key.as_ref(), "routing-key")?;
+            // mandatory and immediate share one octet, first bit lowest (spec 4.2.5.2).
+            b.put_u8(u8::from(mandatory) | (u8::from(immediate) << 1));
+            Ok(())
+        },
+    )
+}
+
+/// [`encode_publish`] with the properties already encoded: `properties` is the flags word and
+/// the present properties in wire order, exactly as a content header carries them after the body
+/// size (what [`BasicProperties::encoded`] gives). For senders that write the same shape of
+/// properties on every message (an RPC client's requests: correlation id, deadline and trace
+/// written into a buffer kept between calls) instead of building a [`BasicProperties`] each
+/// time. The bytes are the caller's word: they are copied, not checked.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_publish_raw(
+    dst: &mut BytesMut,
+    channel: u16,
+    exchange: impl AsRef<[u8]>,
+    routing_key: impl AsRef<[u8]>,
+    mandatory: bool,
+    immediate: bool,
+    properties: &[u8],
+    body: &[u8],
+    frame_max: u32,
+) -> Result<(), EncodeError> {
+    encode_content(
+        dst,
+        channel,
+        Props::Encoded(properties),
+        body,
+        frame_max,
+        |b| {
+            b.put_u16(BasicPublish::CLASS_ID);
+            b.put_u16(BasicPublish::METHOD_ID);
+            b.put_u16(0); // ticket: reserved
+            put_short_string(b, exchange.as_ref(), "exchange")?;
+            put_short_string(b, routing_key.as_ref(), "routing-key")?;
+            b.put_u8(u8::from(mandatory) | (u8::from(immediate) << 1));
+            Ok(())
+        },
+    )
+}
+
+/// A content header's properties: built, or already encoded.
+#[derive(Clone, Copy)]
+enum Props<'a> {
+    Built(&'a BasicProperties),
+    Encoded(&'a [u8]),
 }
 
 /// Method frame from `method_payload`, then the header and body frames.
 fn encode_content(
     dst: &mut BytesMut,
     channel: u16,
-    properties: &BasicProperties,
+    properties: Props<'_>,
     body: &[u8],
     frame_max: u32,
     method_payload: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
@@ -92,12 +147,23 @@ fn encode_content(
     let chunk = max_body_payload(frame_max)?;
     let start = dst.len();
     let result = (|| {
-        dst.reserve(body.len() + 96 + FRAME_OVERHEAD * (body.len() / chunk));
+        let props_len = match properties {
+            Props::Encoded(raw) => raw.len(),
+            Props::Built(_) => 0,
+        };
+        dst.reserve(body.len() + 96 + props_len + FRAME_OVERHEAD * (body.len() / chunk));
         encode_with(dst, FRAME_METHOD, channel, method_payload)?;
         let after_method = dst.len();
         check_size(after_method - start, frame_max)?;
-        encode_with(dst, FRAME_HEADER, channel, |b| {
-            encode_header(b, BASIC_CLASS_ID, 0, body.len() as u64, properties)
+        encode_with(dst, FRAME_HEADER, channel, |b| match properties {
+            Props::Built(p) => encode_header(b, BASIC_CLASS_ID, 0, body.len() as u64, p),
+            Props::Encoded(raw) => {
+                b.put_u16(BASIC_CLASS_ID);
+                b.put_u16(0);
+                b.put_u64(body.len() as u64);
+                b.put_slice(raw);
+                Ok(())
+            }
         })?;
         check_size(dst.len() - after_method, frame_max)?;
         for piece in body.chunks(chunk) {
@@ -318,4 +384,58 @@ pub enum Assembled {
     Method(Method),
     /// A whole message.
     Message(Message),
+}
+
+#[cfg(test)]
+mod raw_publish_tests {
+    use super::*;
+    use crate::table::FieldTable;
+
+    #[test]
+    fn publish_from_encoded_properties_is_byte_for_byte_the_built_one() {
+        let properties = BasicProperties::default()
+            .with_headers(FieldTable::new().with("x-deadline", 1_700_000_000_123i64))
+            .with_correlation_id("c1e5f310-0996-45fb-a3d8-bf2081cd891c")
+            .with_reply_to("amq.gen-p169XGGXAjsVdvgeJjMlOw")
+            .with_expiration("30000");
+        let raw = properties.encoded().unwrap();
+        for (body, frame_max) in [
+            (&b"30"[..], 131_072),
+            (&[7u8; 5000][..], 4096),
+            (&[][..], 0),
+        ] {
+            let mut built = BytesMut::new();
+            encode_publish(
+                &mut built,
+                3,
+                "",
+                "rpc_queue",
+                true,
+                false,
+                &properties,
+                body,
+                frame_max,
+            )
+            .unwrap();
+            let mut from_raw = BytesMut::new();
+            encode_publish_raw(
+                &mut from_raw,
+                3,
+                "",
+                "rpc_queue",
+                true,
+                false,
+                &raw,
+                body,
+                frame_max,
+            )
+            .unwrap();
+            assert_eq!(built, from_raw);
+        }
+        // Too large for the frame: nothing appended, as for built properties.
+        let mut out = BytesMut::from(&b"kept"[..]);
+        let big = vec![0u8; 5000];
+        assert!(encode_publish_raw(&mut out, 1, "", "q", false, false, &big, b"", 4096).is_err());
+        assert_eq!(&out[..], b"kept");
+    }
 }

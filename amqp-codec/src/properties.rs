@@ -216,6 +216,17 @@ pub(crate) fn encode_header(
     properties.encode_to(&mut Writer::new(buf))
 }
 
+impl BasicProperties {
+    /// The flags word and the present properties, as a content header carries them after the
+    /// body size: what [`crate::content::encode_publish_raw`] takes.
+    pub fn encoded(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut buf = BytesMut::new();
+        buf.put_u16(self.flags());
+        self.encode_to(&mut Writer::new(&mut buf))?;
+        Ok(buf.to_vec())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,20 +18,21 @@
 //! reads a clock: the same inputs give the same outputs, so every rule is tested with a simulated
 //! clock and fuzzed with arbitrary broker bytes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 
 use amqp_codec::{
-    encode_publish, BasicProperties, ConnectionClose, ConnectionCloseOk, Frame, FrameDecoder,
-    Method, DEFAULT_FRAME_MAX, PROTOCOL_HEADER,
+    encode_publish, encode_publish_raw, BasicProperties, ConnectionClose, ConnectionCloseOk, Frame,
+    FrameDecoder, Method, DEFAULT_FRAME_MAX, PROTOCOL_HEADER,
 };
 
 use crate::channel::{ChannelState, Outcome, Pending, Status, Violation};
 use crate::error::{Error, Result, ACCESS_REFUSED, CHANNEL_ERROR, REPLY_SUCCESS, UNEXPECTED_FRAME};
 use crate::event::Event;
 use crate::handshake::{Handshake, Stage, Tuned};
+use crate::hash::IdMap;
 use crate::uri::ConnectionConfig;
 
 /// How long a close (ours or a violation's) waits for the broker's close-ok before the
@@ -116,7 +117,7 @@ pub struct Connection {
     /// Bytes for the driver to write.
     out: BytesMut,
     events: VecDeque<Event>,
-    channels: HashMap<u16, ChannelState>,
+    channels: IdMap<u16, ChannelState>,
     next_serial: u64,
     tuned: Option<Tuned>,
     /// Negotiated heartbeat interval; `None` = heartbeats off.
@@ -212,7 +213,7 @@ impl Connection {
             decoder: FrameDecoder::new(DEFAULT_FRAME_MAX),
             out,
             events: VecDeque::new(),
-            channels: HashMap::new(),
+            channels: IdMap::default(),
             next_serial: 0,
             tuned: None,
             heartbeat: None,
@@ -714,6 +715,44 @@ impl Connection {
         self.channel_mut(channel)?;
         // On error nothing is appended (encode_publish's contract).
         encode_publish(
+            &mut self.out,
+            channel.number,
+            exchange,
+            routing_key,
+            mandatory,
+            immediate,
+            properties,
+            body,
+            frame_max,
+        )?;
+        Ok(self
+            .channels
+            .get_mut(&channel.number)
+            .and_then(ChannelState::take_publish_seq))
+    }
+
+    /// [`Connection::publish`] with the properties already encoded (the flags word and the
+    /// present properties in wire order, as [`BasicProperties::encoded`] gives them; see
+    /// [`amqp_codec::encode_publish_raw`]): for a sender that keeps one properties buffer and
+    /// writes only what changes per message. The bytes are the caller's word.
+    #[allow(clippy::too_many_arguments)]
+    pub fn publish_raw(
+        &mut self,
+        channel: ChannelId,
+        exchange: impl AsRef<[u8]>,
+        routing_key: impl AsRef<[u8]>,
+        mandatory: bool,
+        immediate: bool,
+        properties: &[u8],
+        body: &[u8],
+    ) -> Result<Option<u64>> {
+        let frame_max = self
+            .tuned
+            .as_ref()
+            .map_or(DEFAULT_FRAME_MAX, |t| t.frame_max);
+        self.channel_mut(channel)?;
+        // On error nothing is appended (encode_publish_raw's contract).
+        encode_publish_raw(
             &mut self.out,
             channel.number,
             exchange,

@@ -31,7 +31,9 @@ use amqp_client::{
 };
 use rpc_wire::{DisplayId, DIRECT_REPLY_TO};
 
-use crate::client::{call_trace, request_properties, server_error, CONSUMER_COUNT_TIMEOUT};
+use crate::client::{
+    call_trace, encode_request_properties, request_properties, server_error, CONSUMER_COUNT_TIMEOUT,
+};
 use crate::pending::GivenUp;
 use crate::{CallOptions, CorrelationIds, FibAnswer, Reply, ReplyMode, RpcClientBuilder, RpcError};
 
@@ -49,6 +51,8 @@ struct ReplyPath {
     closed: Option<RpcError>,
     /// Calls that timed out, so that a reply coming for one is told late, not unknown.
     given_up: GivenUp,
+    /// The request properties, encoded in place per call (kept between calls: no allocation).
+    encoded: Vec<u8>,
 }
 
 /// A blocking RPC caller on the blocking shell: the async [`crate::RpcClient`]'s behaviour with
@@ -186,6 +190,7 @@ impl RpcClient {
                 returns,
                 closed: None,
                 given_up: GivenUp::default(),
+                encoded: Vec::with_capacity(256),
             }),
             channel,
             probe: Mutex::new(None),
@@ -258,7 +263,26 @@ impl RpcClient {
         let (call_id, wire, len) = self.ids.fresh();
         let id = &wire[..usize::from(len)];
         let trace = call_trace(options.trace);
-        {
+        // The usual call has no properties of its own: its request's are written straight into
+        // the client's buffer (the bytes the built ones encode to, without building them).
+        let encoded = options.properties.flags() == 0
+            && encode_request_properties(
+                &mut path.encoded,
+                self.reply_to.as_bytes(),
+                id,
+                deadline,
+                &trace,
+            )
+            .is_some();
+        if encoded {
+            self.channel.basic_publish_raw(
+                "",
+                queue,
+                BasicPublishOptions::mandatory(),
+                &path.encoded,
+                &body,
+            )?;
+        } else {
             let properties = request_properties(
                 options.properties,
                 self.reply_to_property.clone(),
@@ -280,6 +304,7 @@ impl RpcClient {
             returns,
             closed,
             given_up,
+            ..
         } = &mut *path;
         loop {
             match consumer.next_with_returns(returns, deadline) {

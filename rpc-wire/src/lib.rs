@@ -110,6 +110,12 @@ pub fn error_code(properties: &BasicProperties) -> Option<ErrorCode> {
 /// allocations; here it is one buffer, validated once by the codec (the table then re-encodes
 /// those very bytes).
 pub fn request_headers(deadline_ms: i64, trace: &TraceParent) -> FieldTable {
+    table_from(&request_headers_encoded(deadline_ms, trace))
+}
+
+/// [`request_headers`] as the bytes a content header carries: the table's length, then
+/// `x-deadline` (`l`) and `traceparent` (`S`). For a request's properties encoded in place.
+pub fn request_headers_encoded(deadline_ms: i64, trace: &TraceParent) -> [u8; 96] {
     let mut raw = [0u8; 4 + 11 + 9 + 12 + 5 + 55];
     let body_len = raw.len() - 4;
     raw[..4].copy_from_slice(&(body_len as u32).to_be_bytes());
@@ -127,11 +133,17 @@ pub fn request_headers(deadline_ms: i64, trace: &TraceParent) -> FieldTable {
     put(b"S");
     put(&55u32.to_be_bytes());
     put(&trace.to_bytes());
-    table_from(&raw)
+    raw
 }
 
 /// The headers table of a reply that carries the trace on: `traceparent` alone.
 pub fn trace_headers(trace: &TraceParent) -> FieldTable {
+    table_from(&trace_headers_encoded(trace))
+}
+
+/// [`trace_headers`] as the bytes a content header carries: the table's length, then
+/// `traceparent` (`S`). For a reply's properties encoded in place.
+pub fn trace_headers_encoded(trace: &TraceParent) -> [u8; 76] {
     let mut raw = [0u8; 4 + 12 + 5 + 55];
     let body_len = raw.len() - 4;
     raw[..4].copy_from_slice(&(body_len as u32).to_be_bytes());
@@ -140,7 +152,7 @@ pub fn trace_headers(trace: &TraceParent) -> FieldTable {
     raw[16] = b'S';
     raw[17..21].copy_from_slice(&55u32.to_be_bytes());
     raw[21..].copy_from_slice(&trace.to_bytes());
-    table_from(&raw)
+    raw
 }
 
 fn table_from(raw: &[u8]) -> FieldTable {

@@ -5,7 +5,7 @@
 //! core's send buffer; the reader decodes a whole read's frames and routes their events in one
 //! lock; the writer takes the send buffer whole and writes it in one syscall.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use amqp_codec::{BasicReject, Method};
+use amqp_connection::hash::IdMap;
 use amqp_connection::{ChannelId, Confirm, Event, Reply};
 
 use crate::error::{Error, Result};
@@ -81,7 +82,7 @@ pub(crate) struct Waiter {
 pub(crate) struct Routes {
     pub id: ChannelId,
     pub waiters: VecDeque<Waiter>,
-    pub consumers: HashMap<Bytes, ConsumerSlot>,
+    pub consumers: IdMap<Bytes, ConsumerSlot>,
     pub confirms: BTreeMap<u64, oneshot::Sender<Result<Confirm>>>,
     pub returns: Option<mpsc::UnboundedSender<Returned>>,
     /// Set when the channel closed: every handle's later call gets it.
@@ -93,7 +94,7 @@ impl Routes {
         Routes {
             id,
             waiters: VecDeque::new(),
-            consumers: HashMap::new(),
+            consumers: IdMap::default(),
             confirms: BTreeMap::new(),
             returns: None,
             closed,
@@ -131,7 +132,7 @@ impl Routes {
 /// The core and the routes of its events: the one thing behind the lock.
 pub(crate) struct Inner {
     pub core: amqp_connection::Connection,
-    pub channels: HashMap<u16, Routes>,
+    pub channels: IdMap<u16, Routes>,
     /// Told once when the handshake ends, either way.
     pub on_connected: Option<oneshot::Sender<Result<()>>>,
     /// The deadline the writer's timer waits for (`None`: none).
@@ -183,7 +184,7 @@ impl Shared {
         Shared {
             inner: Mutex::new(Inner {
                 core,
-                channels: HashMap::new(),
+                channels: IdMap::default(),
                 on_connected: None,
                 armed: None,
             }),
