@@ -392,7 +392,7 @@ impl RpcServer {
                 _ = &mut signal => break None,
                 _ = shutdown.cancelled() => break None,
                 Some(_) = in_flight.join_next() => {}
-                delivery = self.consumer.recv() => match delivery {
+                delivery = self.consumer.recv_boxed() => match delivery {
                     Ok(delivery) => {
                         let mut request =
                             Box::pin(serve_one(Arc::clone(&self.worker), delivery));
@@ -492,7 +492,7 @@ impl RpcServer {
 /// past it is cancelled (the handler's future is dropped): acked, counted as expired, no reply —
 /// the caller has given up. A request with a `traceparent` is handled in a span that records its
 /// trace id, and its reply carries the trace on (same trace id, this server's span id).
-async fn serve_one(worker: Arc<Worker>, delivery: Delivery) {
+async fn serve_one(worker: Arc<Worker>, delivery: Box<Delivery>) {
     let Worker {
         channel,
         handler,

@@ -19,7 +19,7 @@ use amqp_connection::hash::IdMap;
 use amqp_connection::{ChannelId, Confirm, Event, Reply};
 
 use crate::error::{Error, Result};
-use crate::message::{ConsumerItem, Returned};
+use crate::message::{ConsumerItem, QueuedItem, Returned};
 use crate::record::ConnectionRecorder;
 
 /// Lock a std mutex, shrugging off poisoning: every critical section here leaves its data
@@ -31,7 +31,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A consumer's receiving end.
 pub(crate) enum ConsumerSink {
     /// A [`crate::Consumer`]'s queue, read by the application's task.
-    Queue(mpsc::UnboundedSender<ConsumerItem>),
+    Queue(mpsc::UnboundedSender<QueuedItem>),
     /// A function called on the reader task with each delivery, in order, and finally with the
     /// reason the consumer ended (see [`crate::Channel::basic_consume_with`]).
     Inline(Box<dyn FnMut(ConsumerItem) + Send>),
@@ -39,11 +39,11 @@ pub(crate) enum ConsumerSink {
 
 impl ConsumerSink {
     /// Hands `item` over; false when the receiving end is gone.
-    pub(crate) fn send(&mut self, item: ConsumerItem) -> bool {
+    pub(crate) fn send(&mut self, item: QueuedItem) -> bool {
         match self {
             ConsumerSink::Queue(tx) => tx.send(item).is_ok(),
             ConsumerSink::Inline(f) => {
-                f(item);
+                f(item.map(|d| *d));
                 true
             }
         }
@@ -294,7 +294,7 @@ fn dispatch(shared: &Shared, inner: &mut Inner) {
                 };
                 let tag = delivery.delivery_tag;
                 let delivered = match routes.consumers.get_mut(delivery.consumer_tag.as_bytes()) {
-                    Some(slot) => slot.sink.send(Ok(*delivery)) || slot.no_ack,
+                    Some(slot) => slot.sink.send(Ok(delivery)) || slot.no_ack,
                     None => false,
                 };
                 if !delivered {
