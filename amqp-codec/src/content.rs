@@ -218,23 +218,29 @@ pub fn message_frames(
 #[derive(Debug, Default)]
 pub struct MessageAssembler {
     channel: u16,
-    state: State,
+    stage: Stage,
+    // The message in progress, kept in fields of their own rather than in the stage's variants:
+    // a completed message is then moved out once, straight into what is returned, where taking
+    // a ~550-byte state enum and rebuilding the message from it cost several copies per message
+    // (callgrind).
+    /// The content method (`Some` from its frame until the message completes).
+    method: Option<Method>,
+    /// The content header (meaningful in [`Stage::Body`]).
+    header: ContentHeader,
+    /// The first body frame, kept as is (zero-copy) while it is the only one.
+    first: Option<Bytes>,
+    /// The body, once it comes in more than one frame.
+    rest: BytesMut,
+    received: u64,
 }
 
-// Large only while a message is in progress; one per channel, never moved on the hot path.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Default)]
-enum State {
+/// Where a message in progress is.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Stage {
     #[default]
     Idle,
-    Header(Method),
-    Body {
-        method: Method,
-        header: ContentHeader,
-        first: Option<Bytes>,
-        rest: BytesMut,
-        received: u64,
-    },
+    Header,
+    Body,
 }
 
 /// Largest body buffer reserved up front: a header may declare any size, so memory follows the
@@ -246,20 +252,20 @@ impl MessageAssembler {
     pub fn new(channel: u16) -> Self {
         MessageAssembler {
             channel,
-            state: State::Idle,
+            ..Default::default()
         }
     }
 
     /// True when no message is in progress.
     pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Idle)
+        self.stage == Stage::Idle
     }
 
     fn unexpected(&self, found: &'static str) -> DecodeError {
-        let expected = match self.state {
-            State::Idle => "a method frame",
-            State::Header(_) => "a content header frame",
-            State::Body { .. } => "a content body frame",
+        let expected = match self.stage {
+            Stage::Idle => "a method frame",
+            Stage::Header => "a content header frame",
+            Stage::Body => "a content body frame",
         };
         DecodeError::UnexpectedFrame {
             channel: self.channel,
@@ -275,7 +281,8 @@ impl MessageAssembler {
             return Err(self.unexpected("method frame"));
         }
         if method.has_content() {
-            self.state = State::Header(method);
+            self.method = Some(method);
+            self.stage = Stage::Header;
             Ok(None)
         } else {
             Ok(Some(method))
@@ -284,80 +291,76 @@ impl MessageAssembler {
 
     /// A content header frame; completes an empty message.
     pub fn header(&mut self, header: ContentHeader) -> Result<Option<Message>, DecodeError> {
-        let method = match std::mem::take(&mut self.state) {
-            State::Header(method) => method,
-            other => {
-                self.state = other;
-                return Err(self.unexpected("content header frame"));
-            }
-        };
-        if header.body_size == 0 {
-            return Ok(Some(Message {
-                method,
-                header,
-                body: Bytes::new(),
-            }));
+        Ok(self
+            .take_header(header)?
+            .then(|| self.complete(Bytes::new())))
+    }
+
+    /// Keeps the header; `true` when it completes an empty message (then [`Self::complete`]).
+    #[inline(always)]
+    fn take_header(&mut self, header: ContentHeader) -> Result<bool, DecodeError> {
+        if self.stage != Stage::Header {
+            return Err(self.unexpected("content header frame"));
         }
-        self.state = State::Body {
-            method,
-            header,
-            first: None,
-            rest: BytesMut::new(),
-            received: 0,
-        };
-        Ok(None)
+        let empty = header.body_size == 0;
+        self.header = header;
+        self.first = None;
+        self.received = 0;
+        self.stage = Stage::Body;
+        Ok(empty)
     }
 
     /// A content body frame; completes the message when the body size is reached.
     pub fn body(&mut self, payload: Bytes) -> Result<Option<Message>, DecodeError> {
-        let channel = self.channel;
-        let State::Body {
-            header,
-            first,
-            rest,
-            received,
-            ..
-        } = &mut self.state
-        else {
+        Ok(self.take_body(payload)?.map(|body| self.complete(body)))
+    }
+
+    /// Adds a body frame; the whole body when it completes the message (then [`Self::complete`]).
+    #[inline(always)]
+    fn take_body(&mut self, payload: Bytes) -> Result<Option<Bytes>, DecodeError> {
+        if self.stage != Stage::Body {
             return Err(self.unexpected("content body frame"));
-        };
-        let total = *received + payload.len() as u64;
-        if total > header.body_size {
+        }
+        let total = self.received + payload.len() as u64;
+        if total > self.header.body_size {
             return Err(DecodeError::UnexpectedFrame {
-                channel,
+                channel: self.channel,
                 expected: "body frames adding up to the header's body size",
                 found: "more body bytes than the header declared",
             });
         }
-        *received = total;
-        if first.is_none() && rest.is_empty() {
-            *first = Some(payload);
+        self.received = total;
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(payload);
         } else {
-            if let Some(f) = first.take() {
-                rest.reserve(header.body_size.min(MAX_RESERVE) as usize);
-                rest.extend_from_slice(&f);
+            if let Some(f) = self.first.take() {
+                self.rest
+                    .reserve(self.header.body_size.min(MAX_RESERVE) as usize);
+                self.rest.extend_from_slice(&f);
             }
-            rest.extend_from_slice(&payload);
+            self.rest.extend_from_slice(&payload);
         }
-        if total < header.body_size {
+        if total < self.header.body_size {
             return Ok(None);
         }
-        match std::mem::take(&mut self.state) {
-            State::Body {
-                method,
-                header,
-                first,
-                rest,
-                ..
-            } => Ok(Some(Message {
-                method,
-                header,
-                body: first.unwrap_or_else(|| rest.freeze()),
-            })),
-            other => {
-                self.state = other;
-                Err(self.unexpected("content body frame"))
-            }
+        Ok(Some(match self.first.take() {
+            Some(first) => first,
+            None => self.rest.split().freeze(),
+        }))
+    }
+
+    /// The message in progress, with `body`; the assembler is idle again.
+    #[inline(always)]
+    fn complete(&mut self, body: Bytes) -> Message {
+        self.stage = Stage::Idle;
+        Message {
+            // Set when the stage left Idle, so always there (the fallback is never built).
+            method: self
+                .method
+                .take()
+                .unwrap_or_else(|| Method::ChannelFlowOk(Default::default())),
+            header: std::mem::take(&mut self.header),
+            body,
         }
     }
 
@@ -366,8 +369,12 @@ impl MessageAssembler {
     pub fn push(&mut self, frame: Frame) -> Result<Option<Assembled>, DecodeError> {
         Ok(match frame {
             Frame::Method(_, m) => self.method(m)?.map(Assembled::Method),
-            Frame::Header(_, h) => self.header(h)?.map(Assembled::Message),
-            Frame::Body(_, b) => self.body(b)?.map(Assembled::Message),
+            Frame::Header(_, h) => self
+                .take_header(h)?
+                .then(|| Assembled::Message(self.complete(Bytes::new()))),
+            Frame::Body(_, b) => self
+                .take_body(b)?
+                .map(|body| Assembled::Message(self.complete(body))),
             Frame::Heartbeat | Frame::ProtocolHeader(_) => {
                 return Err(self.unexpected("connection-level frame"))
             }

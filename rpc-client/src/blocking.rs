@@ -32,7 +32,8 @@ use amqp_client::{
 use rpc_wire::{DisplayId, DIRECT_REPLY_TO};
 
 use crate::client::{
-    call_trace, encode_request_properties, request_properties, server_error, CONSUMER_COUNT_TIMEOUT,
+    call_trace, encode_request_properties, request_properties, server_error_of,
+    CONSUMER_COUNT_TIMEOUT,
 };
 use crate::pending::GivenUp;
 use crate::{CallOptions, CorrelationIds, FibAnswer, Reply, ReplyMode, RpcClientBuilder, RpcError};
@@ -214,8 +215,9 @@ impl RpcClient {
     /// Calls `queue` with `body`; blocks until the reply (or an error) arrives. Error replies
     /// (`x-error`) become [`RpcError::Server`].
     pub fn call_raw(&self, queue: &str, body: impl Into<Bytes>) -> Result<Bytes, RpcError> {
-        self.call_raw_with(queue, body, CallOptions::default())
-            .map(|r| r.body)
+        // The body alone: the reply's properties are dropped in their box, never moved.
+        self.call_measured(queue, body.into(), CallOptions::default())
+            .map(|d| d.body)
     }
 
     /// Calls `queue` with `body` and per-call options; returns the whole reply.
@@ -231,12 +233,29 @@ impl RpcClient {
         body: impl Into<Bytes>,
         options: CallOptions,
     ) -> Result<Reply, RpcError> {
+        self.call_measured(queue, body.into(), options).map(|d| {
+            let amqp_client::Delivery {
+                properties, body, ..
+            } = *d;
+            Reply { body, properties }
+        })
+    }
+
+    /// The call, counted in the client's metrics if it has them. The reply stays in the box the
+    /// connection delivered it in (a ~500-byte `Reply` moved through each caller was ~5 % of a
+    /// sequential call's instructions, callgrind).
+    fn call_measured(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: CallOptions,
+    ) -> Result<Box<amqp_client::Delivery>, RpcError> {
         let Some(metrics) = &self.config.metrics else {
-            return self.call_inner(queue, body.into(), options);
+            return self.call_inner(queue, body, options);
         };
         metrics.started();
         let started = Instant::now();
-        let outcome = self.call_inner(queue, body.into(), options);
+        let outcome = self.call_inner(queue, body, options);
         metrics.finished(queue, &outcome.as_ref().map(drop), started.elapsed());
         outcome
     }
@@ -246,7 +265,7 @@ impl RpcClient {
         queue: &str,
         body: Bytes,
         options: CallOptions,
-    ) -> Result<Reply, RpcError> {
+    ) -> Result<Box<amqp_client::Delivery>, RpcError> {
         let timeout = options.timeout.unwrap_or(self.config.timeout);
         let deadline = Instant::now() + timeout;
         let mut path = lock(&self.reply_path);
@@ -311,10 +330,14 @@ impl RpcClient {
                 Ok(Some(Incoming::Delivery(d))) => {
                     if matches(d.properties.correlation_id.as_ref(), id) {
                         self.answered.fetch_add(1, Ordering::Relaxed);
-                        let amqp_client::Delivery {
-                            properties, body, ..
-                        } = *d;
-                        return server_error(Reply { body, properties });
+                        if let Some(code) = rpc_wire::error_code(&d.properties) {
+                            // An error reply (`x-error`): the same error as the async client's.
+                            let amqp_client::Delivery {
+                                properties, body, ..
+                            } = *d;
+                            return Err(server_error_of(code, &Reply { body, properties }));
+                        }
+                        return Ok(d);
                     }
                     match d.properties.correlation_id.as_ref() {
                         Some(other) => {

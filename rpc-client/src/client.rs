@@ -693,11 +693,16 @@ pub(crate) fn deliver(pending: &Pending, delivery: Delivery) {
 /// body or the text (both clients).
 pub(crate) fn server_error(reply: Reply) -> Result<Reply, RpcError> {
     match error_code(&reply.properties) {
-        Some(code) => Err(RpcError::Server {
-            code,
-            message: crate::json::error_message(&reply),
-        }),
+        Some(code) => Err(server_error_of(code, &reply)),
         None => Ok(reply),
+    }
+}
+
+/// The error an error reply (`x-error` = `code`) becomes (both clients).
+pub(crate) fn server_error_of(code: rpc_wire::ErrorCode, reply: &Reply) -> RpcError {
+    RpcError::Server {
+        code,
+        message: crate::json::error_message(reply),
     }
 }
 
