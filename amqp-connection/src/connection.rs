@@ -442,8 +442,11 @@ impl Connection {
             self.last_recv = now;
         }
         loop {
-            match self.decoder.decode(input) {
-                Ok(Some(frame)) => self.handle_frame(frame, now),
+            // Each frame is handled as the decoder builds it (no copy of it returned first); the
+            // decoder is a copy of ours, taken per frame since tuning changes its frame_max.
+            let decoder = self.decoder.clone();
+            match decoder.decode_with(input, |frame| self.handle_frame(frame, now)) {
+                Ok(Some(())) => {}
                 Ok(None) => break,
                 Err(e) => {
                     // The stream cannot be resynchronised after a framing error: report it,
