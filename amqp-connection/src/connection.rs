@@ -122,6 +122,10 @@ pub struct Connection {
     tuned: Option<Tuned>,
     /// Negotiated heartbeat interval; `None` = heartbeats off.
     heartbeat: Option<Duration>,
+    /// Half the heartbeat interval (send one after this much quiet) and twice it (the broker's
+    /// silence that ends the connection): computed once at tuning, not at every `poll_timeout`.
+    heartbeat_send: Duration,
+    heartbeat_limit: Duration,
     last_recv: Instant,
     last_send: Instant,
     handshake_deadline: Instant,
@@ -217,6 +221,8 @@ impl Connection {
             next_serial: 0,
             tuned: None,
             heartbeat: None,
+            heartbeat_send: Duration::ZERO,
+            heartbeat_limit: Duration::ZERO,
             last_recv: now,
             last_send: now,
             closing: None,
@@ -400,9 +406,9 @@ impl Connection {
         if let Some(c) = &self.closing {
             earliest(c.deadline);
         }
-        if let Some(hb) = self.heartbeat {
-            earliest(self.last_send + hb / 2);
-            earliest(self.last_recv + hb * 2);
+        if self.heartbeat.is_some() {
+            earliest(self.last_send + self.heartbeat_send);
+            earliest(self.last_recv + self.heartbeat_limit);
         }
         // While closing, the close's own deadline bounds the wait. An overdue call is what may
         // have started the close: naming its passed deadline again would fire a driver's timer
@@ -551,22 +557,25 @@ impl Connection {
                 return;
             }
         }
-        if let Some(hb) = self.heartbeat {
+        if self.heartbeat.is_some() {
+            let limit = self.heartbeat_limit;
             let silence = now.saturating_duration_since(self.last_recv);
-            if silence >= hb * 2 {
-                tracing::warn!(limit = ?(hb * 2), "heartbeat timeout: the broker sent nothing");
+            if silence >= limit {
+                tracing::warn!(limit = ?limit, "heartbeat timeout: the broker sent nothing");
                 // A close of ours under way keeps its reason, as at EOF: the silence only ends
                 // the wait for its close-ok (the calls learn why the close began, e.g. a reply
                 // timeout, not that the broker then went quiet).
                 let error = match &self.closing {
                     Some(c) => c.error.clone(),
-                    None => Error::HeartbeatTimeout(hb * 2),
+                    None => Error::HeartbeatTimeout(limit),
                 };
                 self.fail(error);
                 return;
             }
             // Only when nothing else went out for half an interval (and nothing waits to).
-            if self.out.is_empty() && now.saturating_duration_since(self.last_send) >= hb / 2 {
+            if self.out.is_empty()
+                && now.saturating_duration_since(self.last_send) >= self.heartbeat_send
+            {
                 let _ = Frame::Heartbeat.encode(&mut self.out);
             }
         }
@@ -874,6 +883,10 @@ impl Connection {
                         0 => None,
                         s => Some(Duration::from_secs(u64::from(s))),
                     };
+                    if let Some(hb) = self.heartbeat {
+                        self.heartbeat_send = hb / 2;
+                        self.heartbeat_limit = hb * 2;
+                    }
                     self.tuned = Some(tuned);
                     self.phase = Phase::Open;
                     self.events.push_back(Event::Connected);

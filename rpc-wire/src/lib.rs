@@ -105,6 +105,21 @@ pub fn error_code(properties: &BasicProperties) -> Option<ErrorCode> {
     })
 }
 
+/// A uuid (as its 128-bit big-endian value) in the hyphenated lowercase text of RFC 9562,
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`: what the clients write as a correlation id. Written
+/// eight digits at a time (this runs for every call).
+pub fn uuid_text(id: u128) -> [u8; 36] {
+    let hi = trace::hex_digits((id >> 64) as u64);
+    let lo = trace::hex_digits(id as u64);
+    let mut out = [b'-'; 36];
+    out[..8].copy_from_slice(&hi[..8]);
+    out[9..13].copy_from_slice(&hi[8..12]);
+    out[14..18].copy_from_slice(&hi[12..]);
+    out[19..23].copy_from_slice(&lo[..4]);
+    out[24..].copy_from_slice(&lo[4..]);
+    out
+}
+
 /// The headers table of a request: `x-deadline` (`l`) and `traceparent` (`S`), encoded in one
 /// go. This is on every call's path, where building a `FieldTable` entry by entry cost four
 /// allocations; here it is one buffer, validated once by the codec (the table then re-encodes

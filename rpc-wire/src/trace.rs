@@ -171,7 +171,7 @@ fn nibbles_to_hex(n: u64) -> u64 {
 }
 
 /// `v` as 16 lowercase hex digits.
-fn hex_digits(v: u64) -> [u8; 16] {
+pub(crate) fn hex_digits(v: u64) -> [u8; 16] {
     let mut out = [0u8; 16];
     out[..8].copy_from_slice(&nibbles_to_hex(spread_nibbles((v >> 32) as u32)).to_be_bytes());
     out[8..].copy_from_slice(&nibbles_to_hex(spread_nibbles(v as u32)).to_be_bytes());
