@@ -8,7 +8,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::constants::{
-    BASIC_CLASS_ID, FRAME_HEADER, FRAME_METHOD, FRAME_MIN_SIZE, FRAME_OVERHEAD,
+    BASIC_CLASS_ID, FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_METHOD, FRAME_MIN_SIZE,
+    FRAME_OVERHEAD,
 };
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{encode_body, encode_with, Frame};
@@ -110,6 +111,49 @@ pub fn encode_publish_raw(
     body: &[u8],
     frame_max: u32,
 ) -> Result<(), EncodeError> {
+    let (exchange, routing_key) = (exchange.as_ref(), routing_key.as_ref());
+    // The usual message (names that fit short strings, a body in one frame, frames within
+    // frame_max) is written in one pass with one reservation; anything else by the general path,
+    // which reports what does not fit.
+    let chunk = max_body_payload(frame_max)?;
+    if let (Ok(exchange_len), Ok(routing_key_len), Ok(body_size)) = (
+        u8::try_from(exchange.len()),
+        u8::try_from(routing_key.len()),
+        u32::try_from(body.len()),
+    ) {
+        let method_size = 4 + 2 + 1 + exchange.len() + 1 + routing_key.len() + 1;
+        let header_size = 2 + 2 + 8 + properties.len();
+        let fits =
+            |payload: usize| frame_max == 0 || payload + FRAME_OVERHEAD <= frame_max as usize;
+        if !body.is_empty() && body.len() <= chunk && fits(method_size) && fits(header_size) {
+            if let Ok(header_size32) = u32::try_from(header_size) {
+                let ch = channel.to_be_bytes();
+                dst.reserve(3 * FRAME_OVERHEAD + method_size + header_size + body.len());
+                dst.put_slice(&[FRAME_METHOD, ch[0], ch[1]]);
+                dst.put_u32(method_size as u32);
+                dst.put_u16(BasicPublish::CLASS_ID);
+                dst.put_u16(BasicPublish::METHOD_ID);
+                dst.put_u16(0); // ticket: reserved
+                dst.put_u8(exchange_len);
+                dst.put_slice(exchange);
+                dst.put_u8(routing_key_len);
+                dst.put_slice(routing_key);
+                // mandatory and immediate share one octet, first bit lowest (spec 4.2.5.2).
+                dst.put_slice(&[u8::from(mandatory) | (u8::from(immediate) << 1), FRAME_END]);
+                dst.put_slice(&[FRAME_HEADER, ch[0], ch[1]]);
+                dst.put_u32(header_size32);
+                dst.put_u16(BASIC_CLASS_ID);
+                dst.put_u16(0); // weight
+                dst.put_u64(body.len() as u64);
+                dst.put_slice(properties);
+                dst.put_slice(&[FRAME_END, FRAME_BODY, ch[0], ch[1]]);
+                dst.put_u32(body_size);
+                dst.put_slice(body);
+                dst.put_u8(FRAME_END);
+                return Ok(());
+            }
+        }
+    }
     encode_content(
         dst,
         channel,
@@ -120,8 +164,8 @@ pub fn encode_publish_raw(
             b.put_u16(BasicPublish::CLASS_ID);
             b.put_u16(BasicPublish::METHOD_ID);
             b.put_u16(0); // ticket: reserved
-            put_short_string(b, exchange.as_ref(), "exchange")?;
-            put_short_string(b, routing_key.as_ref(), "routing-key")?;
+            put_short_string(b, exchange, "exchange")?;
+            put_short_string(b, routing_key, "routing-key")?;
             b.put_u8(u8::from(mandatory) | (u8::from(immediate) << 1));
             Ok(())
         },
@@ -406,10 +450,14 @@ mod raw_publish_tests {
             .with_reply_to("amq.gen-p169XGGXAjsVdvgeJjMlOw")
             .with_expiration("30000");
         let raw = properties.encoded().unwrap();
+        let exact = [7u8; 4096 - FRAME_OVERHEAD];
         for (body, frame_max) in [
             (&b"30"[..], 131_072),
             (&[7u8; 5000][..], 4096),
+            (&exact[..], 4096),
+            (&exact[..4000], 4096),
             (&[][..], 0),
+            (&b"x"[..], 0),
         ] {
             let mut built = BytesMut::new();
             encode_publish(
@@ -437,6 +485,16 @@ mod raw_publish_tests {
                 frame_max,
             )
             .unwrap();
+            assert_eq!(built, from_raw);
+        }
+        // Names at the short-string limit, and past it (an error, nothing appended, as built).
+        let name = [b'q'; 255];
+        for name in [&name[..], &[b'q'; 256][..]] {
+            let mut built = BytesMut::new();
+            let b = encode_publish(&mut built, 1, name, name, false, true, &properties, b"1", 0);
+            let mut from_raw = BytesMut::new();
+            let r = encode_publish_raw(&mut from_raw, 1, name, name, false, true, &raw, b"1", 0);
+            assert_eq!(b.is_ok(), r.is_ok());
             assert_eq!(built, from_raw);
         }
         // Too large for the frame: nothing appended, as for built properties.
