@@ -410,6 +410,7 @@ impl MessageAssembler {
 
     /// Feed any frame of this channel: `Ok(Some(..))` when it completes a message (or is a method
     /// without content, returned as a message-less [`Assembled::Method`]).
+    #[inline]
     pub fn push(&mut self, frame: Frame) -> Result<Option<Assembled>, DecodeError> {
         Ok(match frame {
             Frame::Method(_, m) => self.method(m)?.map(Assembled::Method),

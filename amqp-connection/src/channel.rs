@@ -201,6 +201,7 @@ impl ChannelState {
     }
 
     /// One frame from the broker on this channel.
+    #[inline(always)]
     pub(crate) fn handle(
         &mut self,
         frame: Frame,
