@@ -36,6 +36,10 @@ impl Confirmation {
 /// What a consumer's queue carries: a delivery, or the reason it ended.
 pub type ConsumerItem = Result<Delivery>;
 
+/// A [`ConsumerItem`] as it travels through the consumer's queue: the delivery stays in the box
+/// the core put it in (a 512-byte move saved at each hop: the send, the queue's slot, the receive).
+pub(crate) type QueuedItem = Result<Box<Delivery>>;
+
 /// The receiving end of `basic.consume`.
 ///
 /// Deliveries come straight from the connection's reader task, in order. The consumer ends with
@@ -44,7 +48,7 @@ pub type ConsumerItem = Result<Delivery>;
 #[derive(Debug)]
 pub struct Consumer {
     pub(crate) tag: ShortString,
-    pub(crate) rx: mpsc::UnboundedReceiver<ConsumerItem>,
+    pub(crate) rx: mpsc::UnboundedReceiver<QueuedItem>,
     pub(crate) ended: Option<Error>,
     pub(crate) cancel_on_drop: Option<CancelOnDrop>,
 }
@@ -67,6 +71,12 @@ impl Consumer {
 
     /// The next delivery, or the reason the consumer ended (returned again on every later call).
     pub async fn recv(&mut self) -> Result<Delivery> {
+        self.recv_boxed().await.map(|d| *d)
+    }
+
+    /// [`Consumer::recv`] with the delivery in the box it travelled in, for a receiver that
+    /// moves it on (into a task, a handler) and would otherwise copy its 512 bytes each time.
+    pub async fn recv_boxed(&mut self) -> Result<Box<Delivery>> {
         if let Some(e) = &self.ended {
             return Err(e.clone());
         }
@@ -91,7 +101,7 @@ impl Consumer {
                 if let Err(e) = &item {
                     self.ended = Some(e.clone());
                 }
-                Some(item)
+                Some(item.map(|d| *d))
             }
             Err(mpsc::error::TryRecvError::Empty) => None,
             Err(mpsc::error::TryRecvError::Disconnected) => {
@@ -133,7 +143,7 @@ impl CancelOnDrop {
     pub(crate) fn cancel(
         &self,
         consumer_tag: &ShortString,
-        rx: &mut mpsc::UnboundedReceiver<ConsumerItem>,
+        rx: &mut mpsc::UnboundedReceiver<QueuedItem>,
     ) {
         let Some(channel) = self.channel.upgrade() else {
             return;

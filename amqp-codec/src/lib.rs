@@ -59,7 +59,8 @@ pub use constants::{
     FRAME_METHOD, FRAME_MIN_SIZE, FRAME_OVERHEAD, PROTOCOL_HEADER,
 };
 pub use content::{
-    encode_message, encode_publish, message_frames, Assembled, Message, MessageAssembler,
+    encode_message, encode_publish, encode_publish_raw, message_frames, Assembled, Message,
+    MessageAssembler,
 };
 pub use error::{DecodeError, EncodeError};
 pub use escape::Escaped;

@@ -60,25 +60,28 @@ macro_rules! basic_properties {
             /// nothing. Returns the whole header, built from locals in one place: returning the
             /// properties alone cost a ~370-byte copy into the header per frame (measured).
             #[inline(always)]
-            fn decode_header_from(
+            fn decode_header_from<T>(
                 r: &mut Reader<'_>,
                 class_id: u16,
                 weight: u16,
                 body_size: u64,
                 flags: u16,
-            ) -> Result<ContentHeader, DecodeError> {
+                wrap: impl FnOnce(ContentHeader) -> T,
+            ) -> Result<T, DecodeError> {
                 $( let $field = if flags & $flag != 0 {
                     Some($crate::method::read_arg!(r, $kind, $spec))
                 } else {
                     None
                 }; )*
                 r.finish("content header properties")?;
-                Ok(ContentHeader {
+                // Wrapped here (in a frame, by the decoder): built in the place it is returned
+                // to, where returning the header and wrapping it after `?` cost a copy of it.
+                Ok(wrap(ContentHeader {
                     class_id,
                     weight,
                     body_size,
                     properties: BasicProperties { $( $field, )* },
-                })
+                }))
             }
 
             fn encode_to(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
@@ -148,13 +151,16 @@ impl ContentHeader {
 
     /// Decode a content header frame payload (byte 7 of the frame onwards, without frame-end).
     pub fn decode(payload: &Bytes) -> Result<Self, DecodeError> {
-        ContentHeader::decode_from(&mut Reader::new(payload, FRAME_HEADER_SIZE))
+        ContentHeader::decode_from(&mut Reader::new(payload, FRAME_HEADER_SIZE), |h| h)
     }
 
     /// [`ContentHeader::decode`] from a reader over exactly the payload.
     // Always inlined: see `BasicProperties::decode_header_from`.
     #[inline(always)]
-    pub(crate) fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    pub(crate) fn decode_from<T>(
+        r: &mut Reader<'_>,
+        wrap: impl FnOnce(ContentHeader) -> T,
+    ) -> Result<T, DecodeError> {
         let class_id = r.u16("class id")?;
         if class_id != BASIC_CLASS_ID {
             return Err(DecodeError::UnknownContentClass { class_id });
@@ -186,7 +192,7 @@ impl ContentHeader {
             }
             more = word & FLAG_CONTINUATION != 0;
         }
-        BasicProperties::decode_header_from(r, class_id, weight, body_size, flags)
+        BasicProperties::decode_header_from(r, class_id, weight, body_size, flags, wrap)
     }
 
     /// Append the content header frame payload.
@@ -214,6 +220,17 @@ pub(crate) fn encode_header(
     buf.put_u64(body_size);
     buf.put_u16(properties.flags());
     properties.encode_to(&mut Writer::new(buf))
+}
+
+impl BasicProperties {
+    /// The flags word and the present properties, as a content header carries them after the
+    /// body size: what [`crate::content::encode_publish_raw`] takes.
+    pub fn encoded(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut buf = BytesMut::new();
+        buf.put_u16(self.flags());
+        self.encode_to(&mut Writer::new(&mut buf))?;
+        Ok(buf.to_vec())
+    }
 }
 
 #[cfg(test)]

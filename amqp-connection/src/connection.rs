@@ -18,20 +18,21 @@
 //! reads a clock: the same inputs give the same outputs, so every rule is tested with a simulated
 //! clock and fuzzed with arbitrary broker bytes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 
 use amqp_codec::{
-    encode_publish, BasicProperties, ConnectionClose, ConnectionCloseOk, Frame, FrameDecoder,
-    Method, DEFAULT_FRAME_MAX, PROTOCOL_HEADER,
+    encode_publish, encode_publish_raw, BasicProperties, ConnectionClose, ConnectionCloseOk, Frame,
+    FrameDecoder, Method, DEFAULT_FRAME_MAX, PROTOCOL_HEADER,
 };
 
 use crate::channel::{ChannelState, Outcome, Pending, Status, Violation};
 use crate::error::{Error, Result, ACCESS_REFUSED, CHANNEL_ERROR, REPLY_SUCCESS, UNEXPECTED_FRAME};
 use crate::event::Event;
 use crate::handshake::{Handshake, Stage, Tuned};
+use crate::hash::IdMap;
 use crate::uri::ConnectionConfig;
 
 /// How long a close (ours or a violation's) waits for the broker's close-ok before the
@@ -116,11 +117,15 @@ pub struct Connection {
     /// Bytes for the driver to write.
     out: BytesMut,
     events: VecDeque<Event>,
-    channels: HashMap<u16, ChannelState>,
+    channels: IdMap<u16, ChannelState>,
     next_serial: u64,
     tuned: Option<Tuned>,
     /// Negotiated heartbeat interval; `None` = heartbeats off.
     heartbeat: Option<Duration>,
+    /// Half the heartbeat interval (send one after this much quiet) and twice it (the broker's
+    /// silence that ends the connection): computed once at tuning, not at every `poll_timeout`.
+    heartbeat_send: Duration,
+    heartbeat_limit: Duration,
     last_recv: Instant,
     last_send: Instant,
     handshake_deadline: Instant,
@@ -212,10 +217,12 @@ impl Connection {
             decoder: FrameDecoder::new(DEFAULT_FRAME_MAX),
             out,
             events: VecDeque::new(),
-            channels: HashMap::new(),
+            channels: IdMap::default(),
             next_serial: 0,
             tuned: None,
             heartbeat: None,
+            heartbeat_send: Duration::ZERO,
+            heartbeat_limit: Duration::ZERO,
             last_recv: now,
             last_send: now,
             closing: None,
@@ -399,9 +406,9 @@ impl Connection {
         if let Some(c) = &self.closing {
             earliest(c.deadline);
         }
-        if let Some(hb) = self.heartbeat {
-            earliest(self.last_send + hb / 2);
-            earliest(self.last_recv + hb * 2);
+        if self.heartbeat.is_some() {
+            earliest(self.last_send + self.heartbeat_send);
+            earliest(self.last_recv + self.heartbeat_limit);
         }
         // While closing, the close's own deadline bounds the wait. An overdue call is what may
         // have started the close: naming its passed deadline again would fire a driver's timer
@@ -441,8 +448,11 @@ impl Connection {
             self.last_recv = now;
         }
         loop {
-            match self.decoder.decode(input) {
-                Ok(Some(frame)) => self.handle_frame(frame, now),
+            // Each frame is handled as the decoder builds it (no copy of it returned first); the
+            // decoder is a copy of ours, taken per frame since tuning changes its frame_max.
+            let decoder = self.decoder.clone();
+            match decoder.decode_with(input, |frame| self.handle_frame(frame, now)) {
+                Ok(Some(())) => {}
                 Ok(None) => break,
                 Err(e) => {
                     // The stream cannot be resynchronised after a framing error: report it,
@@ -547,22 +557,25 @@ impl Connection {
                 return;
             }
         }
-        if let Some(hb) = self.heartbeat {
+        if self.heartbeat.is_some() {
+            let limit = self.heartbeat_limit;
             let silence = now.saturating_duration_since(self.last_recv);
-            if silence >= hb * 2 {
-                tracing::warn!(limit = ?(hb * 2), "heartbeat timeout: the broker sent nothing");
+            if silence >= limit {
+                tracing::warn!(limit = ?limit, "heartbeat timeout: the broker sent nothing");
                 // A close of ours under way keeps its reason, as at EOF: the silence only ends
                 // the wait for its close-ok (the calls learn why the close began, e.g. a reply
                 // timeout, not that the broker then went quiet).
                 let error = match &self.closing {
                     Some(c) => c.error.clone(),
-                    None => Error::HeartbeatTimeout(hb * 2),
+                    None => Error::HeartbeatTimeout(limit),
                 };
                 self.fail(error);
                 return;
             }
             // Only when nothing else went out for half an interval (and nothing waits to).
-            if self.out.is_empty() && now.saturating_duration_since(self.last_send) >= hb / 2 {
+            if self.out.is_empty()
+                && now.saturating_duration_since(self.last_send) >= self.heartbeat_send
+            {
                 let _ = Frame::Heartbeat.encode(&mut self.out);
             }
         }
@@ -730,6 +743,44 @@ impl Connection {
             .and_then(ChannelState::take_publish_seq))
     }
 
+    /// [`Connection::publish`] with the properties already encoded (the flags word and the
+    /// present properties in wire order, as [`BasicProperties::encoded`] gives them; see
+    /// [`amqp_codec::encode_publish_raw`]): for a sender that keeps one properties buffer and
+    /// writes only what changes per message. The bytes are the caller's word.
+    #[allow(clippy::too_many_arguments)]
+    pub fn publish_raw(
+        &mut self,
+        channel: ChannelId,
+        exchange: impl AsRef<[u8]>,
+        routing_key: impl AsRef<[u8]>,
+        mandatory: bool,
+        immediate: bool,
+        properties: &[u8],
+        body: &[u8],
+    ) -> Result<Option<u64>> {
+        let frame_max = self
+            .tuned
+            .as_ref()
+            .map_or(DEFAULT_FRAME_MAX, |t| t.frame_max);
+        self.channel_mut(channel)?;
+        // On error nothing is appended (encode_publish_raw's contract).
+        encode_publish_raw(
+            &mut self.out,
+            channel.number,
+            exchange,
+            routing_key,
+            mandatory,
+            immediate,
+            properties,
+            body,
+            frame_max,
+        )?;
+        Ok(self
+            .channels
+            .get_mut(&channel.number)
+            .and_then(ChannelState::take_publish_seq))
+    }
+
     /// Whether `channel` is in confirm mode.
     pub fn is_confirm_mode(&self, channel: ChannelId) -> bool {
         self.channel(channel)
@@ -832,6 +883,10 @@ impl Connection {
                         0 => None,
                         s => Some(Duration::from_secs(u64::from(s))),
                     };
+                    if let Some(hb) = self.heartbeat {
+                        self.heartbeat_send = hb / 2;
+                        self.heartbeat_limit = hb * 2;
+                    }
                     self.tuned = Some(tuned);
                     self.phase = Phase::Open;
                     self.events.push_back(Event::Connected);

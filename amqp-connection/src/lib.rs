@@ -50,6 +50,7 @@ pub mod connection;
 pub mod error;
 pub mod event;
 pub mod handshake;
+pub mod hash;
 pub mod message;
 pub mod uri;
 

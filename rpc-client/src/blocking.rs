@@ -31,7 +31,10 @@ use amqp_client::{
 };
 use rpc_wire::{DisplayId, DIRECT_REPLY_TO};
 
-use crate::client::{call_trace, request_properties, server_error, CONSUMER_COUNT_TIMEOUT};
+use crate::client::{
+    call_trace, encode_request_properties, request_properties, server_error_of,
+    CONSUMER_COUNT_TIMEOUT,
+};
 use crate::pending::GivenUp;
 use crate::{CallOptions, CorrelationIds, FibAnswer, Reply, ReplyMode, RpcClientBuilder, RpcError};
 
@@ -49,6 +52,8 @@ struct ReplyPath {
     closed: Option<RpcError>,
     /// Calls that timed out, so that a reply coming for one is told late, not unknown.
     given_up: GivenUp,
+    /// The request properties, encoded in place per call (kept between calls: no allocation).
+    encoded: Vec<u8>,
 }
 
 /// A blocking RPC caller on the blocking shell: the async [`crate::RpcClient`]'s behaviour with
@@ -186,6 +191,7 @@ impl RpcClient {
                 returns,
                 closed: None,
                 given_up: GivenUp::default(),
+                encoded: Vec::with_capacity(256),
             }),
             channel,
             probe: Mutex::new(None),
@@ -209,8 +215,9 @@ impl RpcClient {
     /// Calls `queue` with `body`; blocks until the reply (or an error) arrives. Error replies
     /// (`x-error`) become [`RpcError::Server`].
     pub fn call_raw(&self, queue: &str, body: impl Into<Bytes>) -> Result<Bytes, RpcError> {
-        self.call_raw_with(queue, body, CallOptions::default())
-            .map(|r| r.body)
+        // The body alone: the reply's properties are dropped in their box, never moved.
+        self.call_measured(queue, body.into(), CallOptions::default())
+            .map(|d| d.body)
     }
 
     /// Calls `queue` with `body` and per-call options; returns the whole reply.
@@ -226,12 +233,29 @@ impl RpcClient {
         body: impl Into<Bytes>,
         options: CallOptions,
     ) -> Result<Reply, RpcError> {
+        self.call_measured(queue, body.into(), options).map(|d| {
+            let amqp_client::Delivery {
+                properties, body, ..
+            } = *d;
+            Reply { body, properties }
+        })
+    }
+
+    /// The call, counted in the client's metrics if it has them. The reply stays in the box the
+    /// connection delivered it in (a ~500-byte `Reply` moved through each caller was ~5 % of a
+    /// sequential call's instructions, callgrind).
+    fn call_measured(
+        &self,
+        queue: &str,
+        body: Bytes,
+        options: CallOptions,
+    ) -> Result<Box<amqp_client::Delivery>, RpcError> {
         let Some(metrics) = &self.config.metrics else {
-            return self.call_inner(queue, body.into(), options);
+            return self.call_inner(queue, body, options);
         };
         metrics.started();
         let started = Instant::now();
-        let outcome = self.call_inner(queue, body.into(), options);
+        let outcome = self.call_inner(queue, body, options);
         metrics.finished(queue, &outcome.as_ref().map(drop), started.elapsed());
         outcome
     }
@@ -241,7 +265,7 @@ impl RpcClient {
         queue: &str,
         body: Bytes,
         options: CallOptions,
-    ) -> Result<Reply, RpcError> {
+    ) -> Result<Box<amqp_client::Delivery>, RpcError> {
         let timeout = options.timeout.unwrap_or(self.config.timeout);
         let deadline = Instant::now() + timeout;
         let mut path = lock(&self.reply_path);
@@ -258,7 +282,26 @@ impl RpcClient {
         let (call_id, wire, len) = self.ids.fresh();
         let id = &wire[..usize::from(len)];
         let trace = call_trace(options.trace);
-        {
+        // The usual call has no properties of its own: its request's are written straight into
+        // the client's buffer (the bytes the built ones encode to, without building them).
+        let encoded = options.properties.flags() == 0
+            && encode_request_properties(
+                &mut path.encoded,
+                self.reply_to.as_bytes(),
+                id,
+                deadline,
+                &trace,
+            )
+            .is_some();
+        if encoded {
+            self.channel.basic_publish_raw(
+                "",
+                queue,
+                BasicPublishOptions::mandatory(),
+                &path.encoded,
+                &body,
+            )?;
+        } else {
             let properties = request_properties(
                 options.properties,
                 self.reply_to_property.clone(),
@@ -280,16 +323,21 @@ impl RpcClient {
             returns,
             closed,
             given_up,
+            ..
         } = &mut *path;
         loop {
             match consumer.next_with_returns(returns, deadline) {
                 Ok(Some(Incoming::Delivery(d))) => {
                     if matches(d.properties.correlation_id.as_ref(), id) {
                         self.answered.fetch_add(1, Ordering::Relaxed);
-                        let amqp_client::Delivery {
-                            properties, body, ..
-                        } = *d;
-                        return server_error(Reply { body, properties });
+                        if let Some(code) = rpc_wire::error_code(&d.properties) {
+                            // An error reply (`x-error`): the same error as the async client's.
+                            let amqp_client::Delivery {
+                                properties, body, ..
+                            } = *d;
+                            return Err(server_error_of(code, &Reply { body, properties }));
+                        }
+                        return Ok(d);
                     }
                     match d.properties.correlation_id.as_ref() {
                         Some(other) => {

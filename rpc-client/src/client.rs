@@ -345,7 +345,31 @@ impl RpcClient {
         }
         let (guard, rx) = inner.pending.register()?;
         let trace = call_trace(options.trace);
-        {
+        // The usual call has no properties of its own: its request's are written straight into
+        // a buffer of this thread's (the bytes the built ones encode to, without building them).
+        let encoded = options.properties.flags() == 0
+            && ENCODED
+                .with_borrow_mut(|buf| {
+                    encode_request_properties(
+                        buf,
+                        inner.reply_to.as_bytes(),
+                        guard.correlation_id(),
+                        deadline,
+                        &trace,
+                    )
+                    .map(|()| {
+                        inner.channel.basic_publish_raw_now(
+                            "",
+                            queue,
+                            BasicPublishOptions::mandatory(),
+                            buf,
+                            &body,
+                        )
+                    })
+                })
+                .transpose()?
+                .is_some();
+        if !encoded {
             // Scoped so the properties (368 bytes) are not kept in the call's future across the await.
             let properties = request_properties(
                 options.properties,
@@ -579,6 +603,55 @@ pub(crate) fn request_properties(
     properties
 }
 
+thread_local! {
+    /// The async client's buffer for [`encode_request_properties`]: one per thread, borrowed only
+    /// while a request is encoded and handed to the connection (no await in between).
+    static ENCODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`request_properties`] for a call without properties of its own, encoded straight into `buf`
+/// (cleared first) as `basic_publish_raw` takes them: the flags word, the headers table
+/// (`x-deadline`, `traceparent`), `correlation_id`, `reply_to`, `expiration`. The same bytes the
+/// built properties encode to (tested), without building, encoding and dropping a
+/// `BasicProperties` and its table per call. `None` (nothing written) if `reply_to` or the
+/// correlation id is too long for a short string, where the built path reports the error.
+pub(crate) fn encode_request_properties(
+    buf: &mut Vec<u8>,
+    reply_to: &[u8],
+    correlation_id: &[u8],
+    deadline: Instant,
+    trace: &rpc_wire::TraceParent,
+) -> Option<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let deadline_ms = rpc_wire::deadline::unix_millis(std::time::SystemTime::now() + left);
+    encode_request_properties_at(buf, reply_to, correlation_id, left, deadline_ms, trace)
+}
+
+/// [`encode_request_properties`] with the time left and the deadline given.
+fn encode_request_properties_at(
+    buf: &mut Vec<u8>,
+    reply_to: &[u8],
+    correlation_id: &[u8],
+    left: Duration,
+    deadline_ms: i64,
+    trace: &rpc_wire::TraceParent,
+) -> Option<()> {
+    use amqp_codec::properties::{CORRELATION_ID, EXPIRATION, HEADERS, REPLY_TO};
+    let reply_to_len = u8::try_from(reply_to.len()).ok()?;
+    let id_len = u8::try_from(correlation_id.len()).ok()?;
+    let (digits, from) = rpc_wire::deadline::expiration_digits(left);
+    buf.clear();
+    buf.extend_from_slice(&(HEADERS | CORRELATION_ID | REPLY_TO | EXPIRATION).to_be_bytes());
+    buf.extend_from_slice(&rpc_wire::request_headers_encoded(deadline_ms, trace));
+    buf.push(id_len);
+    buf.extend_from_slice(correlation_id);
+    buf.push(reply_to_len);
+    buf.extend_from_slice(reply_to);
+    buf.push((digits.len() - from) as u8);
+    buf.extend_from_slice(&digits[from..]);
+    Some(())
+}
+
 /// Fails the calls whose requests the broker returned (`mandatory`, no queue to route to) with
 /// [`RpcError::NoRoute`]. Replies do not pass here: the reader task hands them over directly.
 async fn route_returns(mut returns: amqp_client::Returns, pending: Arc<Pending>) {
@@ -620,10 +693,62 @@ pub(crate) fn deliver(pending: &Pending, delivery: Delivery) {
 /// body or the text (both clients).
 pub(crate) fn server_error(reply: Reply) -> Result<Reply, RpcError> {
     match error_code(&reply.properties) {
-        Some(code) => Err(RpcError::Server {
-            code,
-            message: crate::json::error_message(&reply),
-        }),
+        Some(code) => Err(server_error_of(code, &reply)),
         None => Ok(reply),
+    }
+}
+
+/// The error an error reply (`x-error` = `code`) becomes (both clients).
+pub(crate) fn server_error_of(code: rpc_wire::ErrorCode, reply: &Reply) -> RpcError {
+    RpcError::Server {
+        code,
+        message: crate::json::error_message(reply),
+    }
+}
+
+#[cfg(test)]
+mod encoded_request_tests {
+    use super::*;
+
+    #[test]
+    fn encoded_request_properties_are_the_built_ones_byte_for_byte() {
+        let trace = rpc_wire::TraceParent {
+            trace_id: 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c,
+            span_id: 0xb7ad_6b71_6920_3331,
+            flags: 1,
+        };
+        let mut buf = Vec::new();
+        for (reply_to, id, left_ms) in [
+            (
+                "amq.gen-p169XGGXAjsVdvgeJjMlOw",
+                &b"c1e5f310-0996-45fb-a3d8-bf2081cd891c"[..],
+                30_000,
+            ),
+            ("amq.rabbitmq.reply-to", &[0u8, 1, 2, 255][..], 1),
+            ("q", &b""[..], 4_294_967_295),
+        ] {
+            let left = Duration::from_millis(left_ms);
+            let deadline_ms = 1_700_000_000_123;
+            let built = BasicProperties::default()
+                .with_reply_to(reply_to)
+                .with_correlation_id(id)
+                .with_expiration(rpc_wire::deadline::expiration(left))
+                .with_headers(rpc_wire::request_headers(deadline_ms, &trace));
+            encode_request_properties_at(
+                &mut buf,
+                reply_to.as_bytes(),
+                id,
+                left,
+                deadline_ms,
+                &trace,
+            )
+            .unwrap();
+            assert_eq!(buf, built.encoded().unwrap());
+        }
+        let long = vec![b'x'; 256];
+        assert!(
+            encode_request_properties_at(&mut buf, &long, b"id", Duration::ZERO, 0, &trace)
+                .is_none()
+        );
     }
 }

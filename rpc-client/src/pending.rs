@@ -72,7 +72,10 @@ impl CorrelationIds {
         let uuid = Uuid::new_v4();
         let mut wire = [0u8; 36];
         let len = match self {
-            CorrelationIds::UuidText => uuid.hyphenated().encode_lower(&mut wire).len(),
+            CorrelationIds::UuidText => {
+                wire = rpc_wire::uuid_text(uuid.as_u128());
+                36
+            }
             CorrelationIds::UuidBinary => {
                 wire[..16].copy_from_slice(uuid.as_bytes());
                 16
@@ -296,6 +299,25 @@ impl Drop for PendingGuard {
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    #[test]
+    fn uuid_text_is_the_uuid_crates_byte_for_byte() {
+        for _ in 0..10_000 {
+            let (call_id, wire, len) = CorrelationIds::UuidText.fresh();
+            let uuid = Uuid::from_u128(call_id);
+            assert_eq!(
+                &wire[..usize::from(len)],
+                uuid.hyphenated().to_string().as_bytes()
+            );
+            assert_eq!(CorrelationIds::UuidText.parse(&wire[..36]), Some(call_id));
+        }
+        for id in [0u128, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210] {
+            assert_eq!(
+                &rpc_wire::uuid_text(id)[..],
+                Uuid::from_u128(id).hyphenated().to_string().as_bytes()
+            );
+        }
+    }
 
     fn reply(body: &'static str) -> Result<Reply, RpcError> {
         Ok(Reply {

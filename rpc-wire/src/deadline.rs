@@ -54,7 +54,23 @@ pub fn time_left(deadline_ms: i64, now: SystemTime) -> Option<Duration> {
 /// The `expiration` property for `left`: whole milliseconds, at least 1 (RabbitMQ treats 0 as
 /// "expire unless a consumer is ready this instant").
 pub fn expiration(left: Duration) -> String {
-    left.as_millis().clamp(1, u128::from(u32::MAX)).to_string()
+    let (digits, from) = expiration_digits(left);
+    String::from_utf8_lossy(&digits[from..]).into_owned()
+}
+
+/// [`expiration`] written into a stack buffer, without a formatter or an allocation (for a
+/// request's properties encoded in place): the text is `digits[from..]`.
+pub fn expiration_digits(left: Duration) -> ([u8; 10], usize) {
+    // At most u32::MAX: ten digits.
+    let mut ms = left.as_millis().clamp(1, u128::from(u32::MAX)) as u32;
+    let mut digits = [b'0'; 10];
+    let mut from = digits.len();
+    while ms > 0 {
+        from -= 1;
+        digits[from] = b'0' + (ms % 10) as u8;
+        ms /= 10;
+    }
+    (digits, from)
 }
 
 #[cfg(test)]
@@ -77,6 +93,14 @@ mod tests {
         assert_eq!(deadline_of(&text), None);
         assert_eq!(expiration(Duration::from_micros(10)), "1");
         assert_eq!(expiration(Duration::from_millis(1500)), "1500");
+        assert_eq!(expiration(Duration::from_millis(30_000)), "30000");
+        assert_eq!(
+            expiration(Duration::from_secs(1 << 40)),
+            u32::MAX.to_string()
+        );
+        for ms in [1u64, 9, 10, 99, 100, 4_294_967_295] {
+            assert_eq!(expiration(Duration::from_millis(ms)), ms.to_string());
+        }
         assert!(unix_millis(UNIX_EPOCH - Duration::from_secs(1)) < 0);
     }
 }

@@ -105,11 +105,32 @@ pub fn error_code(properties: &BasicProperties) -> Option<ErrorCode> {
     })
 }
 
+/// A uuid (as its 128-bit big-endian value) in the hyphenated lowercase text of RFC 9562,
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`: what the clients write as a correlation id. Written
+/// eight digits at a time (this runs for every call).
+pub fn uuid_text(id: u128) -> [u8; 36] {
+    let hi = trace::hex_digits((id >> 64) as u64);
+    let lo = trace::hex_digits(id as u64);
+    let mut out = [b'-'; 36];
+    out[..8].copy_from_slice(&hi[..8]);
+    out[9..13].copy_from_slice(&hi[8..12]);
+    out[14..18].copy_from_slice(&hi[12..]);
+    out[19..23].copy_from_slice(&lo[..4]);
+    out[24..].copy_from_slice(&lo[4..]);
+    out
+}
+
 /// The headers table of a request: `x-deadline` (`l`) and `traceparent` (`S`), encoded in one
 /// go. This is on every call's path, where building a `FieldTable` entry by entry cost four
 /// allocations; here it is one buffer, validated once by the codec (the table then re-encodes
 /// those very bytes).
 pub fn request_headers(deadline_ms: i64, trace: &TraceParent) -> FieldTable {
+    table_from(&request_headers_encoded(deadline_ms, trace))
+}
+
+/// [`request_headers`] as the bytes a content header carries: the table's length, then
+/// `x-deadline` (`l`) and `traceparent` (`S`). For a request's properties encoded in place.
+pub fn request_headers_encoded(deadline_ms: i64, trace: &TraceParent) -> [u8; 96] {
     let mut raw = [0u8; 4 + 11 + 9 + 12 + 5 + 55];
     let body_len = raw.len() - 4;
     raw[..4].copy_from_slice(&(body_len as u32).to_be_bytes());
@@ -127,11 +148,17 @@ pub fn request_headers(deadline_ms: i64, trace: &TraceParent) -> FieldTable {
     put(b"S");
     put(&55u32.to_be_bytes());
     put(&trace.to_bytes());
-    table_from(&raw)
+    raw
 }
 
 /// The headers table of a reply that carries the trace on: `traceparent` alone.
 pub fn trace_headers(trace: &TraceParent) -> FieldTable {
+    table_from(&trace_headers_encoded(trace))
+}
+
+/// [`trace_headers`] as the bytes a content header carries: the table's length, then
+/// `traceparent` (`S`). For a reply's properties encoded in place.
+pub fn trace_headers_encoded(trace: &TraceParent) -> [u8; 76] {
     let mut raw = [0u8; 4 + 12 + 5 + 55];
     let body_len = raw.len() - 4;
     raw[..4].copy_from_slice(&(body_len as u32).to_be_bytes());
@@ -140,7 +167,7 @@ pub fn trace_headers(trace: &TraceParent) -> FieldTable {
     raw[16] = b'S';
     raw[17..21].copy_from_slice(&55u32.to_be_bytes());
     raw[21..].copy_from_slice(&trace.to_bytes());
-    table_from(&raw)
+    raw
 }
 
 fn table_from(raw: &[u8]) -> FieldTable {

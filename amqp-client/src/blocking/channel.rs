@@ -324,6 +324,33 @@ impl Channel {
         Ok(())
     }
 
+    /// [`Channel::basic_publish`] with the properties already encoded (the flags word and the
+    /// present properties in wire order, as [`BasicProperties::encoded`] gives them): for a
+    /// sender that keeps one properties buffer and writes only what changes per message. The
+    /// bytes are the caller's word (see [`amqp_codec::encode_publish_raw`]).
+    pub fn basic_publish_raw(
+        &self,
+        exchange: &str,
+        routing_key: impl AsRef<[u8]>,
+        options: BasicPublishOptions,
+        properties: &[u8],
+        body: &[u8],
+    ) -> Result<()> {
+        self.check_closed()?;
+        let mut inner = self.shared().lock();
+        inner.core.publish_raw(
+            self.inner.id,
+            exchange,
+            routing_key,
+            options.mandatory,
+            options.immediate,
+            properties,
+            body,
+        )?;
+        inner.flush();
+        Ok(())
+    }
+
     /// Keeps the messages the broker returns as unroutable (`mandatory`) for the returned
     /// [`Returns`]; without one they are dropped. Call it before publishing; a later call
     /// replaces the earlier listener.

@@ -6,59 +6,21 @@
 //! consumer's queue, a returned message in its channel's returns queue. All of it sits behind
 //! the connection's one lock, beside the core, and is only touched by the thread holding it.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
 use amqp_codec::{BasicCancel, BasicReject, Method};
+use amqp_connection::hash::IdMap;
 use amqp_connection::{ChannelId, Event, Reply, Sent};
 
 use crate::error::{Error, Result};
 use crate::message::{Delivery, Returned};
 
-/// Hashes routing keys — channel numbers, this connection's own ticket and queue ids, consumer
-/// tags — with a multiply (numbers) or FNV-1a (tags) instead of SipHash.
-///
-/// SipHash guards a map against keys chosen to collide. Here the numbers are ours, and the only
-/// keys a broker chooses are the tags of this client's own consumers (one per `basic.consume` it
-/// made), so there is nothing to guard; and four SipHash rounds per delivery were ~1.5 % of a
-/// blocking RPC call's CPU (perf).
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct RouteHasher(u64);
-
-/// 2^64 / φ: spreads consecutive numbers over the high bits the table's probe uses.
-const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
-
-impl Hasher for RouteHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0 ^ 0xcbf2_9ce4_8422_2325;
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h.wrapping_mul(SPREAD);
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(SPREAD);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-/// A map with [`RouteHasher`].
-pub(crate) type Map<K, V> = HashMap<K, V, BuildHasherDefault<RouteHasher>>;
+/// A map with the core's cheap hasher (channel numbers, ticket and queue ids, consumer tags: see
+/// [`amqp_connection::hash`]).
+pub(crate) type Map<K, V> = IdMap<K, V>;
 
 /// A synchronous call waiting for its reply (the core answers a channel's calls in order).
 #[derive(Debug)]

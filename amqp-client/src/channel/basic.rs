@@ -282,7 +282,7 @@ impl Channel {
         exchange: &str,
         routing_key: impl AsRef<[u8]>,
         options: BasicPublishOptions,
-        properties: &BasicProperties,
+        properties: PublishProperties<'_>,
         body: &[u8],
         confirm: bool,
     ) -> Result<Option<Confirmation>> {
@@ -294,15 +294,26 @@ impl Channel {
             inner.core.channel_status(id)?;
             return Err(Error::NotInConfirmMode);
         }
-        let seq = inner.core.publish(
-            id,
-            exchange,
-            routing_key,
-            options.mandatory,
-            options.immediate,
-            properties,
-            body,
-        )?;
+        let seq = match properties {
+            PublishProperties::Built(properties) => inner.core.publish(
+                id,
+                exchange,
+                routing_key,
+                options.mandatory,
+                options.immediate,
+                properties,
+                body,
+            )?,
+            PublishProperties::Encoded(properties) => inner.core.publish_raw(
+                id,
+                exchange,
+                routing_key,
+                options.mandatory,
+                options.immediate,
+                properties,
+                body,
+            )?,
+        };
         shared.buffered.store(
             inner.core.transmit_len(),
             std::sync::atomic::Ordering::Relaxed,
@@ -333,8 +344,54 @@ impl Channel {
         properties: &BasicProperties,
         body: &[u8],
     ) -> Result<()> {
-        self.publish(exchange, routing_key, options, properties, body, false)
-            .map(drop)
+        self.publish(
+            exchange,
+            routing_key,
+            options,
+            PublishProperties::Built(properties),
+            body,
+            false,
+        )
+        .map(drop)
+    }
+
+    /// [`basic_publish`](Self::basic_publish) with the properties already encoded (see
+    /// [`basic_publish_raw_now`](Self::basic_publish_raw_now)): waits for room the same way.
+    pub async fn basic_publish_raw(
+        &self,
+        exchange: &str,
+        routing_key: impl AsRef<[u8]>,
+        options: BasicPublishOptions,
+        properties: &[u8],
+        body: &[u8],
+    ) -> Result<()> {
+        if self.needs_room() {
+            self.room().await;
+        }
+        self.basic_publish_raw_now(exchange, routing_key, options, properties, body)
+    }
+
+    /// [`basic_publish_now`](Self::basic_publish_now) with the properties already encoded (the
+    /// flags word and the present properties in wire order, as [`BasicProperties::encoded`]
+    /// gives them): for a sender that writes only what changes per message into a buffer of
+    /// its own. The bytes are the caller's word (see [`amqp_codec::encode_publish_raw`]).
+    pub fn basic_publish_raw_now(
+        &self,
+        exchange: &str,
+        routing_key: impl AsRef<[u8]>,
+        options: BasicPublishOptions,
+        properties: &[u8],
+        body: &[u8],
+    ) -> Result<()> {
+        self.publish(
+            exchange,
+            routing_key,
+            options,
+            PublishProperties::Encoded(properties),
+            body,
+            false,
+        )
+        .map(drop)
     }
 
     /// `basic.publish`: the message (method, header and body frames of at most `frame_max`, in
@@ -354,8 +411,15 @@ impl Channel {
         if self.needs_room() {
             self.room().await;
         }
-        self.publish(exchange, routing_key, options, properties, body, false)
-            .map(drop)
+        self.publish(
+            exchange,
+            routing_key,
+            options,
+            PublishProperties::Built(properties),
+            body,
+            false,
+        )
+        .map(drop)
     }
 
     /// `basic.publish` on a channel in confirm mode ([`confirm_select`](Self::confirm_select)),
@@ -372,8 +436,15 @@ impl Channel {
         if self.needs_room() {
             self.room().await;
         }
-        self.publish(exchange, routing_key, options, properties, body, true)?
-            .ok_or(Error::NotInConfirmMode)
+        self.publish(
+            exchange,
+            routing_key,
+            options,
+            PublishProperties::Built(properties),
+            body,
+            true,
+        )?
+        .ok_or(Error::NotInConfirmMode)
     }
 
     /// The messages the broker returns as unroutable (`mandatory`). Call it before publishing;
@@ -422,4 +493,11 @@ impl Channel {
             .await
             .map(drop)
     }
+}
+
+/// A message's properties: built, or already encoded.
+#[derive(Clone, Copy)]
+enum PublishProperties<'a> {
+    Built(&'a BasicProperties),
+    Encoded(&'a [u8]),
 }

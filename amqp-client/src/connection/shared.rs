@@ -5,7 +5,7 @@
 //! core's send buffer; the reader decodes a whole read's frames and routes their events in one
 //! lock; the writer takes the send buffer whole and writes it in one syscall.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -15,10 +15,11 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use amqp_codec::{BasicReject, Method};
+use amqp_connection::hash::IdMap;
 use amqp_connection::{ChannelId, Confirm, Event, Reply};
 
 use crate::error::{Error, Result};
-use crate::message::{ConsumerItem, Returned};
+use crate::message::{ConsumerItem, QueuedItem, Returned};
 use crate::record::ConnectionRecorder;
 
 /// Lock a std mutex, shrugging off poisoning: every critical section here leaves its data
@@ -30,7 +31,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A consumer's receiving end.
 pub(crate) enum ConsumerSink {
     /// A [`crate::Consumer`]'s queue, read by the application's task.
-    Queue(mpsc::UnboundedSender<ConsumerItem>),
+    Queue(mpsc::UnboundedSender<QueuedItem>),
     /// A function called on the reader task with each delivery, in order, and finally with the
     /// reason the consumer ended (see [`crate::Channel::basic_consume_with`]).
     Inline(Box<dyn FnMut(ConsumerItem) + Send>),
@@ -38,11 +39,11 @@ pub(crate) enum ConsumerSink {
 
 impl ConsumerSink {
     /// Hands `item` over; false when the receiving end is gone.
-    pub(crate) fn send(&mut self, item: ConsumerItem) -> bool {
+    pub(crate) fn send(&mut self, item: QueuedItem) -> bool {
         match self {
             ConsumerSink::Queue(tx) => tx.send(item).is_ok(),
             ConsumerSink::Inline(f) => {
-                f(item);
+                f(item.map(|d| *d));
                 true
             }
         }
@@ -81,7 +82,7 @@ pub(crate) struct Waiter {
 pub(crate) struct Routes {
     pub id: ChannelId,
     pub waiters: VecDeque<Waiter>,
-    pub consumers: HashMap<Bytes, ConsumerSlot>,
+    pub consumers: IdMap<Bytes, ConsumerSlot>,
     pub confirms: BTreeMap<u64, oneshot::Sender<Result<Confirm>>>,
     pub returns: Option<mpsc::UnboundedSender<Returned>>,
     /// Set when the channel closed: every handle's later call gets it.
@@ -93,7 +94,7 @@ impl Routes {
         Routes {
             id,
             waiters: VecDeque::new(),
-            consumers: HashMap::new(),
+            consumers: IdMap::default(),
             confirms: BTreeMap::new(),
             returns: None,
             closed,
@@ -131,7 +132,7 @@ impl Routes {
 /// The core and the routes of its events: the one thing behind the lock.
 pub(crate) struct Inner {
     pub core: amqp_connection::Connection,
-    pub channels: HashMap<u16, Routes>,
+    pub channels: IdMap<u16, Routes>,
     /// Told once when the handshake ends, either way.
     pub on_connected: Option<oneshot::Sender<Result<()>>>,
     /// The deadline the writer's timer waits for (`None`: none).
@@ -183,7 +184,7 @@ impl Shared {
         Shared {
             inner: Mutex::new(Inner {
                 core,
-                channels: HashMap::new(),
+                channels: IdMap::default(),
                 on_connected: None,
                 armed: None,
             }),
@@ -293,7 +294,7 @@ fn dispatch(shared: &Shared, inner: &mut Inner) {
                 };
                 let tag = delivery.delivery_tag;
                 let delivered = match routes.consumers.get_mut(delivery.consumer_tag.as_bytes()) {
-                    Some(slot) => slot.sink.send(Ok(*delivery)) || slot.no_ack,
+                    Some(slot) => slot.sink.send(Ok(delivery)) || slot.no_ack,
                     None => false,
                 };
                 if !delivered {
