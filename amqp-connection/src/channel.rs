@@ -212,7 +212,10 @@ impl ChannelState {
             // peer is answered, and its reason kept).
             return Ok(match frame {
                 Frame::Method(_, Method::ChannelCloseOk(_)) => self.closed_ok(events),
-                Frame::Method(_, Method::ChannelClose(close)) => {
+                // A second close from the broker after we answered its first (found by the
+                // `connection` fuzz target) is discarded like any other frame here: the channel
+                // has had its last event, and only our close-ok is still awaited.
+                Frame::Method(_, Method::ChannelClose(close)) if !self.crossed => {
                     // Our close crossed the broker's. We answer its close, but the number stays
                     // reserved: RabbitMQ still answers our close with a close-ok, and releasing
                     // now would make that close-ok land on a "channel that is not open" (or on the

@@ -935,6 +935,40 @@ fn crossing_channel_close_then_connection_loss_reports_the_channel_once() {
     );
 }
 
+/// A broker that sends a second channel.close after we answered the first of a crossing pair
+/// (our close-ok to it still unanswered by its close-ok to ours): the channel has had its last
+/// event and is not reported closed again; the second close is discarded like everything else
+/// until our close-ok, which then frees the number. (Found by the `connection` fuzz target:
+/// two `ChannelClosed` for channel 1; its input is `fuzz/regressions/connection/channel-closed-twice`.)
+#[test]
+fn a_second_broker_close_after_a_crossing_one_is_not_a_second_end() {
+    let mut h = Harness::connected(Tune::default());
+    let ch = h.open_channel();
+    h.call(ch, ChannelClose::default());
+    h.send(&[channel_close(1, 406, "PRECONDITION_FAILED")]);
+    assert_eq!(
+        h.sent_methods(),
+        vec![(1, Method::ChannelCloseOk(ChannelCloseOk {}))]
+    );
+    let events = h.events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    h.send(&[channel_close(1, 406, "PRECONDITION_FAILED")]);
+    assert!(h.events().is_empty(), "no second ChannelClosed");
+    assert!(
+        h.sent().is_empty(),
+        "nothing answered: our close-ok went already"
+    );
+    assert!(h.conn.is_connected());
+    h.send(&[method(1, ChannelCloseOk {})]);
+    assert!(h.events().is_empty());
+    assert!(h.conn.is_connected());
+    assert_eq!(
+        h.open_channel().number(),
+        1,
+        "the number is free after our close-ok"
+    );
+}
+
 #[test]
 fn frame_on_a_channel_after_its_close_is_504() {
     let mut h = Harness::connected(Tune::default());
