@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 run() {
-    printf '\n==> %s\n' "$*" >&2
+    printf '\n==> [%s] %s\n' "$(date +%T)" "$*" >&2
     "$@"
 }
 
@@ -20,3 +20,4 @@ RUSTDOCFLAGS="-D warnings" run cargo doc --workspace --no-deps --quiet
 run cargo test --workspace "$@"
 # The long resilience tests (3-node cluster, soak), each under a time bound.
 run scripts/resilience.sh
+printf '\n==> [%s] done in %d s\n' "$(date +%T)" "$SECONDS" >&2
