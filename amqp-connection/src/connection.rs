@@ -720,27 +720,20 @@ impl Connection {
         properties: &BasicProperties,
         body: &[u8],
     ) -> Result<Option<u64>> {
-        let frame_max = self
-            .tuned
-            .as_ref()
-            .map_or(DEFAULT_FRAME_MAX, |t| t.frame_max);
-        self.channel_mut(channel)?;
         // On error nothing is appended (encode_publish's contract).
-        encode_publish(
-            &mut self.out,
-            channel.number,
-            exchange,
-            routing_key,
-            mandatory,
-            immediate,
-            properties,
-            body,
-            frame_max,
-        )?;
-        Ok(self
-            .channels
-            .get_mut(&channel.number)
-            .and_then(ChannelState::take_publish_seq))
+        self.publish_with(channel, |out, number, frame_max| {
+            encode_publish(
+                out,
+                number,
+                exchange,
+                routing_key,
+                mandatory,
+                immediate,
+                properties,
+                body,
+                frame_max,
+            )
+        })
     }
 
     /// [`Connection::publish`] with the properties already encoded (the flags word and the
@@ -758,23 +751,36 @@ impl Connection {
         properties: &[u8],
         body: &[u8],
     ) -> Result<Option<u64>> {
+        // On error nothing is appended (encode_publish_raw's contract).
+        self.publish_with(channel, |out, number, frame_max| {
+            encode_publish_raw(
+                out,
+                number,
+                exchange,
+                routing_key,
+                mandatory,
+                immediate,
+                properties,
+                body,
+                frame_max,
+            )
+        })
+    }
+
+    /// What both publishes share: the channel must be usable, `encode` appends the message's
+    /// frames (split at the negotiated `frame_max`) to the output, and in confirm mode the
+    /// publish takes the channel's next sequence number.
+    fn publish_with(
+        &mut self,
+        channel: ChannelId,
+        encode: impl FnOnce(&mut BytesMut, u16, u32) -> std::result::Result<(), amqp_codec::EncodeError>,
+    ) -> Result<Option<u64>> {
         let frame_max = self
             .tuned
             .as_ref()
             .map_or(DEFAULT_FRAME_MAX, |t| t.frame_max);
         self.channel_mut(channel)?;
-        // On error nothing is appended (encode_publish_raw's contract).
-        encode_publish_raw(
-            &mut self.out,
-            channel.number,
-            exchange,
-            routing_key,
-            mandatory,
-            immediate,
-            properties,
-            body,
-            frame_max,
-        )?;
+        encode(&mut self.out, channel.number, frame_max)?;
         Ok(self
             .channels
             .get_mut(&channel.number)
